@@ -1,0 +1,146 @@
+//! Messages from a peer to its clients, error codes and close codes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{PeerId, SessionId};
+
+/// Peer → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// Accepts the client's hello: the session is open.
+    Welcome(Welcome),
+    /// Answers a `ping`.
+    Pong {
+        /// The nonce of the ping being answered.
+        nonce: u32,
+    },
+    /// Something the client sent was refused. Whether the connection closes afterwards is
+    /// given by [`ErrorCode::is_fatal`]; a fatal error is followed by a close frame.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable explanation, safe to show to the user.
+        message: String,
+    },
+}
+
+/// The peer's side of the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Welcome {
+    /// The protocol version the peer speaks (equal to the client's, or there is no welcome).
+    pub protocol_version: u32,
+    /// The peer's stable id.
+    pub peer_id: PeerId,
+    /// The peer's display name (its `--name`).
+    pub peer_name: String,
+    /// Id of this connection, for logs and later resumption.
+    pub session_id: SessionId,
+    /// Largest frame, in bytes, the peer accepts from this client.
+    pub max_frame_bytes: u32,
+}
+
+/// Why the peer refused something. Serialised in `snake_case`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bitcode::Encode,
+    bitcode::Decode,
+)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The hello carried another protocol version. Fatal.
+    VersionMismatch,
+    /// A message other than hello arrived before the handshake. Fatal.
+    HandshakeRequired,
+    /// No hello arrived in time. Fatal.
+    HandshakeTimeout,
+    /// A field of the hello is unacceptable (for example an empty display name). Fatal.
+    InvalidHello,
+    /// The frame could not be decoded.
+    MalformedFrame,
+    /// The frame is larger than the limit.
+    FrameTooLarge,
+    /// The message is valid but not allowed now (for example a second hello).
+    UnexpectedMessage,
+    /// Too many refused frames on this connection. Fatal.
+    TooManyErrors,
+}
+
+impl ErrorCode {
+    /// Whether the peer closes the connection right after sending this error.
+    pub const fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::VersionMismatch
+                | ErrorCode::HandshakeRequired
+                | ErrorCode::HandshakeTimeout
+                | ErrorCode::InvalidHello
+                | ErrorCode::TooManyErrors
+        )
+    }
+
+    /// The WebSocket close code that follows a fatal error.
+    pub const fn close_code(self) -> CloseCode {
+        match self {
+            ErrorCode::VersionMismatch => CloseCode::VersionMismatch,
+            ErrorCode::HandshakeTimeout => CloseCode::HandshakeTimeout,
+            ErrorCode::InvalidHello => CloseCode::InvalidHello,
+            _ => CloseCode::ProtocolError,
+        }
+    }
+}
+
+/// WebSocket close codes used by Multiverse (4000–4999 are application-defined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// 1000: the session ended normally.
+    Normal = 1000,
+    /// 1001: the peer is shutting down; reconnect later.
+    GoingAway = 1001,
+    /// 1009: a frame exceeded the transport's hard limit.
+    MessageTooBig = 1009,
+    /// 4000: the client broke the protocol (see the preceding error frame).
+    ProtocolError = 4000,
+    /// 4001: client and peer speak different protocol versions; do not retry blindly.
+    VersionMismatch = 4001,
+    /// 4002: no hello within the handshake timeout.
+    HandshakeTimeout = 4002,
+    /// 4003: the hello was refused (see the preceding error frame).
+    InvalidHello = 4003,
+}
+
+impl CloseCode {
+    /// The numeric close code.
+    pub const fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The close code with this number, if it is one of ours.
+    pub fn from_code(code: u16) -> Option<CloseCode> {
+        [
+            CloseCode::Normal,
+            CloseCode::GoingAway,
+            CloseCode::MessageTooBig,
+            CloseCode::ProtocolError,
+            CloseCode::VersionMismatch,
+            CloseCode::HandshakeTimeout,
+            CloseCode::InvalidHello,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+}

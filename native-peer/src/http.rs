@@ -1,0 +1,129 @@
+//! The HTTP surface: the web client (with SPA fallback), `/ws`, `/healthz`, and clear 404s.
+
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use multiverse_core::wire::{Encoding, MAX_CLIENT_FRAME_BYTES, PROTOCOL_VERSION};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use crate::Shared;
+
+/// Frames above this size are refused by the WebSocket layer itself (close 1009); frames
+/// between [`MAX_CLIENT_FRAME_BYTES`] and this get a `frame_too_large` error frame and the
+/// connection stays open.
+pub const HARD_FRAME_LIMIT: usize = 16 * MAX_CLIENT_FRAME_BYTES;
+
+/// The peer's router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let spa = get(spa_fallback).with_state(shared.clone());
+    let files = ServeDir::new(&shared.dist_dir)
+        .append_index_html_on_directories(true)
+        .fallback(spa);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/ws", get(ws_upgrade))
+        .route("/api", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
+        .fallback_service(files)
+        .layer(TraceLayer::new_for_http())
+        .with_state(shared)
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "peer_id": shared.identity.peer_id,
+        "peer_name": shared.identity.peer_name,
+        "protocol_version": PROTOCOL_VERSION,
+        "connections": shared.connections(),
+    }))
+}
+
+async fn api_not_found(uri: Uri) -> Response {
+    let body = Json(serde_json::json!({
+        "error": "not_found",
+        "message": format!("no API endpoint at {}", uri.path()),
+    }));
+    (StatusCode::NOT_FOUND, body).into_response()
+}
+
+/// App routes (no file extension) get the client's index.html so a reload of `/r/<room>`
+/// works; a missing asset (`/missing.js`) is a plain 404.
+async fn spa_fallback(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    let last = uri.path().rsplit('/').next().unwrap_or("");
+    if last.contains('.') {
+        let msg = format!("no file at {}\n", uri.path());
+        return (StatusCode::NOT_FOUND, msg).into_response();
+    }
+    let index = shared.dist_dir.join("index.html");
+    match tokio::fs::read(&index).await {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("cannot serve {}: {e}", index.display());
+            let msg = format!(
+                "The web client is not built ({} is missing).\nRun scripts/run from the repository root; it builds the client with trunk.\n",
+                index.display()
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, msg).into_response()
+        }
+    }
+}
+
+async fn ws_upgrade(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let requested: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let encoding = requested.iter().find_map(|p| Encoding::from_subprotocol(p));
+    let encoding = match (encoding, requested.is_empty()) {
+        (Some(e), _) => e,
+        // A client that asks for no subprotocol (wscat, curl) gets JSON.
+        (None, true) => Encoding::Json,
+        (None, false) => {
+            tracing::warn!(
+                ?requested,
+                "refused WebSocket with unsupported subprotocols"
+            );
+            let msg = format!(
+                "unsupported WebSocket subprotocol {requested:?}; this peer speaks {} and {}\n",
+                Encoding::Binary.subprotocol(),
+                Encoding::Json.subprotocol()
+            );
+            return (StatusCode::BAD_REQUEST, msg).into_response();
+        }
+    };
+    let shared2 = shared.clone();
+    ws.protocols([encoding.subprotocol()])
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_failed_upgrade(|e| tracing::warn!("WebSocket upgrade failed: {e}"))
+        .on_upgrade(move |socket| async move {
+            shared2
+                .tracker
+                .clone()
+                .spawn(crate::session::run(socket, encoding, shared2))
+                .await
+                .ok();
+        })
+}

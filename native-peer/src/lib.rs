@@ -1,0 +1,213 @@
+//! # multiverse-peer
+//!
+//! The native Multiverse peer. It serves the web client, speaks the wire protocol of
+//! `multiverse-core` with browsers over `/ws`, and (as issues land) hosts universes, rooms,
+//! federation links and the WebRTC SFU. Every protocol decision lives in the core's sans-IO
+//! state machines; this crate only drives them with sockets and timers.
+//!
+//! ## Layout
+//! | module | does |
+//! |---|---|
+//! | [`config`] | [`Config`]: bind address, data dir, name, client folder, session tunables |
+//! | [`http`] | axum router: static client with SPA fallback, `/ws`, `/healthz`, 404s |
+//! | [`session`] | one task per WebSocket driving a core `ClientSession` |
+//! | [`identity`] | the stable `PeerId` kept in the data dir |
+//! | [`links`] | room links for every LAN address |
+//! | [`clock`] | tokio time ↔ core `Moment` |
+//!
+//! ## Use as a library
+//! [`bind`] opens the listener (so tests can bind `127.0.0.1:0` and learn the port) and
+//! [`Peer::serve`] runs until the given shutdown future completes:
+//! ```no_run
+//! # async fn demo() -> Result<(), multiverse_peer::PeerError> {
+//! let config = multiverse_peer::Config::new("data").with_bind("127.0.0.1:0".parse().unwrap());
+//! let peer = multiverse_peer::bind(config).await?;
+//! println!("listening on {}", peer.local_addr());
+//! peer.serve(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod links;
+pub mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use multiverse_core::ids::{PeerId, RoomId};
+use multiverse_core::session::{PeerIdentity, SessionConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+
+/// How long shutdown waits for sessions to say goodbye before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the peer could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The listen address could not be bound (in use, or not an address of this host).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from the configuration.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The data dir could not be created or read.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The data dir from the configuration.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Serving failed after start-up.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// State shared by every task of a running peer.
+#[derive(Debug)]
+pub struct Shared {
+    /// Who this peer is.
+    pub identity: PeerIdentity,
+    /// Tunables handed to each client session.
+    pub session_config: SessionConfig,
+    /// The built web client.
+    pub dist_dir: PathBuf,
+    /// Monotonic time for the core.
+    pub clock: clock::Clock,
+    /// Cancelled when the peer shuts down; every task watches it.
+    pub shutdown: CancellationToken,
+    /// Every session task, so shutdown can wait for their goodbyes.
+    pub tracker: TaskTracker,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    /// Open client connections right now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    fn connection_opened(&self) -> ConnectionGuard<'_> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(&self.connections)
+    }
+}
+
+struct ConnectionGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A peer whose listener is bound but which does not serve yet.
+#[derive(Debug)]
+pub struct Peer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    default_room: RoomId,
+    shared: Arc<Shared>,
+}
+
+/// Loads the peer's identity and binds its listener.
+pub async fn bind(config: Config) -> Result<Peer, PeerError> {
+    let data_dir_error = |source| PeerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    };
+    let peer_id = identity::load_or_create_peer_id(&config.data_dir).map_err(data_dir_error)?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| PeerError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = listener.local_addr()?;
+    if !config.dist_dir.join("index.html").exists() {
+        tracing::warn!(
+            "{} has no index.html: the web client is not built (run scripts/run)",
+            config.dist_dir.display()
+        );
+    }
+    let shared = Arc::new(Shared {
+        identity: PeerIdentity {
+            peer_id,
+            peer_name: config.name,
+        },
+        session_config: config.session,
+        dist_dir: config.dist_dir,
+        clock: clock::Clock::start(),
+        shutdown: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        connections: AtomicUsize::new(0),
+    });
+    Ok(Peer {
+        listener,
+        local_addr,
+        default_room: config.default_room,
+        shared,
+    })
+}
+
+impl Peer {
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This peer's stable id.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.identity.peer_id
+    }
+
+    /// Links to the default room, one per reachable address, loopback last.
+    pub fn room_links(&self) -> Vec<String> {
+        let addrs = links::reachable_addresses(self.local_addr.ip(), &links::interface_addresses());
+        links::room_links(&addrs, self.local_addr.port(), &self.default_room)
+    }
+
+    /// Serves until `shutdown` completes, then closes every session with "going away" and
+    /// waits (at most a few seconds) for them to finish.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), PeerError> {
+        let shared = self.shared.clone();
+        let token = shared.shutdown.clone();
+        let app = http::router(self.shared);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            token.cancel();
+        };
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(signal)
+            .await?;
+        shared.shutdown.cancel();
+        shared.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not finish within {SHUTDOWN_GRACE:?}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! `multiverse-peer`: host universes and rooms on your LAN.
+//!
+//! Parses flags (each also an environment variable), starts the peer, prints a room link per
+//! address and runs until Ctrl-C or SIGTERM. Everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use multiverse_core::ids::RoomId;
+use multiverse_peer::Config;
+use tracing_subscriber::EnvFilter;
+
+/// Host a Multiverse peer: serves the web client and rooms to everyone on your LAN.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on; 0.0.0.0 makes the peer reachable from the LAN.
+    #[arg(long, env = "MULTIVERSE_BIND", default_value = "0.0.0.0:8080")]
+    bind: SocketAddr,
+    /// Folder for the peer's identity and data.
+    #[arg(long, env = "MULTIVERSE_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Name shown to visitors and other peers [default: host name].
+    #[arg(long, env = "MULTIVERSE_NAME")]
+    name: Option<String>,
+    /// Folder of the trunk-built web client.
+    #[arg(long, env = "MULTIVERSE_DIST", default_value = "dist")]
+    dist: PathBuf,
+    /// Room whose links are printed at start-up.
+    #[arg(long, env = "MULTIVERSE_ROOM", default_value = "sandbox")]
+    room: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "multiverse_peer=debug".
+    #[arg(long, env = "MULTIVERSE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
+        .init();
+    let mut config = Config::new(&cli.data_dir)
+        .with_bind(cli.bind)
+        .with_dist_dir(&cli.dist);
+    if let Some(name) = cli.name {
+        config = config.with_name(name);
+    }
+    config.default_room = RoomId::new(&cli.room).context("invalid --room")?;
+    let name = config.name.clone();
+    let peer = multiverse_peer::bind(config).await?;
+    println!(
+        "Multiverse peer \"{name}\" ({}) is up. Open a room:",
+        peer.peer_id()
+    );
+    for link in peer.room_links() {
+        println!("  {link}");
+    }
+    println!("Press Ctrl-C to stop.");
+    peer.serve(shutdown_signal()).await?;
+    println!("Stopped.");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,353 @@
+//! Real sockets on 127.0.0.1:0: the handshake over both subprotocols, refusals, bad input,
+//! the SPA fallback and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use multiverse_core::ids::ClientId;
+use multiverse_core::wire::{
+    ClientMessage, CloseCode, Codec, Encoding, ErrorCode, Hello, ServerMessage,
+    MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use multiverse_peer::Config;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A peer running on 127.0.0.1:0 with a fixture client in a temp dir.
+struct TestPeer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPeer {
+    async fn start(tweak: impl FnOnce(&mut Config)) -> TestPeer {
+        let dir = tempfile::tempdir().unwrap();
+        let dist = dir.path().join("dist");
+        std::fs::create_dir_all(&dist).unwrap();
+        std::fs::write(
+            dist.join("index.html"),
+            "<html>multiverse test client</html>",
+        )
+        .unwrap();
+        std::fs::write(dist.join("app.js"), "console.log('hi')").unwrap();
+        let mut config = Config::new(dir.path().join("data"))
+            .with_bind("127.0.0.1:0".parse().unwrap())
+            .with_name("test-peer")
+            .with_dist_dir(&dist);
+        tweak(&mut config);
+        let peer = multiverse_peer::bind(config).await.unwrap();
+        let addr = peer.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            peer.serve(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestPeer {
+            addr,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn connect(&self, subprotocol: Option<&str>) -> Ws {
+        let mut request = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        if let Some(p) = subprotocol {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let chosen = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        // RFC 6455: the peer echoes the offered subprotocol, and names none if none was offered.
+        assert_eq!(chosen.as_deref(), subprotocol);
+        ws
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("http://{}{path}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn hello(version: u32) -> ClientMessage {
+    ClientMessage::Hello(Hello {
+        protocol_version: version,
+        display_name: "Ada".into(),
+        client_id: ClientId::from_u128(7),
+    })
+}
+
+fn codec(encoding: Encoding) -> Codec {
+    Codec::new(encoding, MAX_SERVER_FRAME_BYTES)
+}
+
+async fn send(ws: &mut Ws, encoding: Encoding, m: &ClientMessage) {
+    let frame = match codec(encoding).encode(m) {
+        multiverse_core::wire::Frame::Binary(b) => Message::Binary(b.into()),
+        multiverse_core::wire::Frame::Text(t) => Message::Text(t.into()),
+    };
+    ws.send(frame).await.unwrap();
+}
+
+/// The next message frame, decoded; panics on close or after 5 s.
+async fn recv(ws: &mut Ws, encoding: Encoding) -> ServerMessage {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s");
+        match next.expect("socket open").expect("no socket error") {
+            Message::Binary(b) => {
+                assert_eq!(
+                    encoding,
+                    Encoding::Binary,
+                    "binary frame on a JSON connection"
+                );
+                return codec(encoding).decode(&b).unwrap();
+            }
+            Message::Text(t) => {
+                assert_eq!(
+                    encoding,
+                    Encoding::Json,
+                    "text frame on a binary connection"
+                );
+                return codec(encoding).decode(t.as_bytes()).unwrap();
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a message frame, got {other:?}"),
+        }
+    }
+}
+
+/// Waits for the close frame and returns its code.
+async fn close_code(ws: &mut Ws) -> u16 {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a close within 5 s");
+        match next {
+            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket error instead of a close: {e}"),
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, encoding: Encoding, want: ErrorCode) -> String {
+    match recv(ws, encoding).await {
+        ServerMessage::Error { code, message } if code == want => message,
+        other => panic!("expected error {want:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hello_gets_welcome_over_both_subprotocols() {
+    let peer = TestPeer::start(|_| {}).await;
+    for encoding in Encoding::ALL {
+        let mut ws = peer.connect(Some(encoding.subprotocol())).await;
+        send(&mut ws, encoding, &hello(PROTOCOL_VERSION)).await;
+        match recv(&mut ws, encoding).await {
+            ServerMessage::Welcome(w) => {
+                assert_eq!(w.protocol_version, PROTOCOL_VERSION);
+                assert_eq!(w.peer_name, "test-peer");
+                assert_eq!(w.max_frame_bytes as usize, MAX_CLIENT_FRAME_BYTES);
+            }
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        send(&mut ws, encoding, &ClientMessage::Ping { nonce: 9 }).await;
+        assert_eq!(
+            recv(&mut ws, encoding).await,
+            ServerMessage::Pong { nonce: 9 }
+        );
+    }
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn no_subprotocol_means_json_and_unknown_ones_are_refused() {
+    let peer = TestPeer::start(|_| {}).await;
+    let mut ws = peer.connect(None).await;
+    ws.send(Message::Text(r#"{"type":"hello","protocol_version":1,"display_name":"wscat","client_id":"00000000-0000-0000-0000-000000000001"}"#.into())).await.unwrap();
+    assert!(matches!(
+        recv(&mut ws, Encoding::Json).await,
+        ServerMessage::Welcome(_)
+    ));
+
+    let mut request = format!("ws://{}/ws", peer.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "multiverse.v9.bin".parse().unwrap(),
+    );
+    let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_version_gets_an_error_frame_then_a_close() {
+    let peer = TestPeer::start(|_| {}).await;
+    for encoding in Encoding::ALL {
+        let mut ws = peer.connect(Some(encoding.subprotocol())).await;
+        send(&mut ws, encoding, &hello(PROTOCOL_VERSION + 1)).await;
+        let message = expect_error(&mut ws, encoding, ErrorCode::VersionMismatch).await;
+        assert!(message.contains("protocol version"), "{message}");
+        assert_eq!(close_code(&mut ws).await, CloseCode::VersionMismatch.code());
+    }
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_gets_an_error_and_other_clients_are_unaffected() {
+    let peer = TestPeer::start(|_| {}).await;
+    let mut bad = peer.connect(Some("multiverse.v1.bin")).await;
+    bad.send(Message::Binary(vec![0xff, 0x00, 0x13, 0x37].into()))
+        .await
+        .unwrap();
+    expect_error(&mut bad, Encoding::Binary, ErrorCode::MalformedFrame).await;
+    bad.send(Message::Text("{not json".into())).await.unwrap();
+    expect_error(&mut bad, Encoding::Binary, ErrorCode::MalformedFrame).await;
+
+    let mut good = peer.connect(Some("multiverse.v1.json")).await;
+    send(&mut good, Encoding::Json, &hello(PROTOCOL_VERSION)).await;
+    assert!(matches!(
+        recv(&mut good, Encoding::Json).await,
+        ServerMessage::Welcome(_)
+    ));
+
+    // The garbage sender itself may still recover by saying hello properly.
+    send(&mut bad, Encoding::Binary, &hello(PROTOCOL_VERSION)).await;
+    assert!(matches!(
+        recv(&mut bad, Encoding::Binary).await,
+        ServerMessage::Welcome(_)
+    ));
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_garbage_is_cut_off() {
+    let peer = TestPeer::start(|_| {}).await;
+    let mut bad = peer.connect(Some("multiverse.v1.json")).await;
+    for _ in 0..8 {
+        bad.send(Message::Text("garbage".into())).await.unwrap();
+    }
+    for _ in 0..8 {
+        expect_error(&mut bad, Encoding::Json, ErrorCode::MalformedFrame).await;
+    }
+    expect_error(&mut bad, Encoding::Json, ErrorCode::TooManyErrors).await;
+    assert_eq!(close_code(&mut bad).await, CloseCode::ProtocolError.code());
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused() {
+    let peer = TestPeer::start(|_| {}).await;
+    let mut ws = peer.connect(Some("multiverse.v1.bin")).await;
+    ws.send(Message::Binary(
+        vec![0u8; MAX_CLIENT_FRAME_BYTES + 1].into(),
+    ))
+    .await
+    .unwrap();
+    let message = expect_error(&mut ws, Encoding::Binary, ErrorCode::FrameTooLarge).await;
+    assert!(message.contains("exceeds"), "{message}");
+    send(&mut ws, Encoding::Binary, &hello(PROTOCOL_VERSION)).await;
+    assert!(
+        matches!(
+            recv(&mut ws, Encoding::Binary).await,
+            ServerMessage::Welcome(_)
+        ),
+        "still served"
+    );
+
+    ws.send(Message::Binary(vec![0u8; 2 * 1024 * 1024].into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws).await, u16::from(WsCloseCode::Size));
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn handshake_times_out() {
+    let peer = TestPeer::start(|c| c.session.handshake_timeout = Duration::from_millis(200)).await;
+    let mut ws = peer.connect(Some("multiverse.v1.json")).await;
+    expect_error(&mut ws, Encoding::Json, ErrorCode::HandshakeTimeout).await;
+    assert_eq!(
+        close_code(&mut ws).await,
+        CloseCode::HandshakeTimeout.code()
+    );
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn app_routes_serve_index_html_and_unknown_files_are_404() {
+    let peer = TestPeer::start(|_| {}).await;
+    for path in ["/", "/r/anything", "/r/demo?invite=x"] {
+        let response = peer.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            "<html>multiverse test client</html>",
+            "{path}"
+        );
+    }
+    assert_eq!(
+        peer.get("/app.js").await.text().await.unwrap(),
+        "console.log('hi')"
+    );
+    assert_eq!(peer.get("/missing.js").await.status(), 404);
+    let api = peer.get("/api/nothing-here").await;
+    assert_eq!(api.status(), 404);
+    assert!(api.text().await.unwrap().contains("not_found"));
+    let health = peer.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    assert!(health.text().await.unwrap().contains("\"status\":\"ok\""));
+    peer.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_says_going_away_to_connected_clients() {
+    let peer = TestPeer::start(|_| {}).await;
+    let mut ws = peer.connect(Some("multiverse.v1.bin")).await;
+    send(&mut ws, Encoding::Binary, &hello(PROTOCOL_VERSION)).await;
+    recv(&mut ws, Encoding::Binary).await;
+    let closing = tokio::spawn(async move { close_code(&mut ws).await });
+    peer.stop().await;
+    assert_eq!(closing.await.unwrap(), CloseCode::GoingAway.code());
+}
+
+#[tokio::test]
+async fn a_missing_client_build_is_explained() {
+    let peer = TestPeer::start(|c| c.dist_dir = "/nonexistent-multiverse-dist".into()).await;
+    let response = peer.get("/r/demo").await;
+    assert_eq!(response.status(), 503);
+    assert!(response.text().await.unwrap().contains("scripts/run"));
+    peer.stop().await;
+}
