@@ -1,1 +1,28 @@
-fn main() {}
+//! # multiverse-web
+//!
+//! The Multiverse browser client: a Leptos 0.8 CSR app built by Trunk for wasm32. It loads
+//! from a peer, connects back to that peer's `/ws`, and shows rooms.
+//!
+//! ## Layout
+//! | module | does |
+//! |---|---|
+//! | `app` | the router: `/` lobby, `/r/:room` room page, a not-found page |
+//! | `lobby` | display name, create or join a room |
+//! | `room` | the room page: starts a connection for as long as it is shown |
+//! | `net` | drives the core's sans-IO `Connection` with a gloo-net WebSocket and timers |
+//! | `status` | the connection badge (`data-testid="connection-state"`) |
+//! | `identity` | client id and display name kept in localStorage |
+//!
+//! `main` only mounts the app; model logic lives in `multiverse-core`.
+
+mod app;
+mod identity;
+mod lobby;
+mod net;
+mod room;
+mod status;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

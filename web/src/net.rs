@@ -1,0 +1,189 @@
+//! Drives the core's sans-IO [`Connection`] with a gloo-net WebSocket and browser timers.
+//!
+//! One task per room page: it opens the socket when the core asks, feeds it frames and close
+//! events, sleeps until the core's retry time, and publishes the [`ConnectionState`] as a
+//! signal. It makes no decisions of its own.
+
+use std::time::Duration;
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::future::{select, Either};
+use futures::{SinkExt, StreamExt};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, WebSocketError};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use multiverse_core::backoff::BackoffConfig;
+use multiverse_core::clock::Moment;
+use multiverse_core::connection::{Connection, ConnectionOutput, ConnectionState};
+use multiverse_core::ids::ClientId;
+use multiverse_core::wire::{Encoding, Frame};
+
+/// Requests from the UI to the net task.
+#[derive(Debug)]
+enum Command {
+    /// Close the socket and end the task.
+    Stop,
+}
+
+/// A running connection: its state for the UI and a handle to stop it.
+#[derive(Clone, Copy)]
+pub struct Net {
+    /// What the connection badge shows.
+    pub state: ReadSignal<ConnectionState>,
+    commands: StoredValue<UnboundedSender<Command>>,
+}
+
+impl Net {
+    /// Starts connecting to the peer this page was loaded from.
+    pub fn start(display_name: String, client_id: ClientId) -> Net {
+        let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64;
+        let conn = Connection::new(
+            display_name,
+            client_id,
+            Encoding::Binary,
+            BackoffConfig::default(),
+            seed,
+        );
+        let (state, set_state) = signal(conn.state().clone());
+        let (tx, rx) = unbounded();
+        spawn_local(drive(conn, set_state, rx));
+        Net {
+            state,
+            commands: StoredValue::new(tx),
+        }
+    }
+
+    /// Closes the connection for good (the page is being left).
+    pub fn stop(&self) {
+        if let Some(tx) = self.commands.try_get_value() {
+            let _ = tx.unbounded_send(Command::Stop);
+        }
+    }
+}
+
+/// Milliseconds since page load, monotonic.
+fn now() -> Moment {
+    let ms = web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now());
+    Moment::from_millis(ms as u64)
+}
+
+/// `ws://host/ws` (or `wss://` on https) for the origin this page came from.
+fn ws_url() -> String {
+    let location = web_sys::window().expect("a window").location();
+    let scheme = if location.protocol().as_deref() == Ok("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
+    format!("{scheme}://{}/ws", location.host().unwrap_or_default())
+}
+
+fn publish(conn: &Connection, set_state: WriteSignal<ConnectionState>) {
+    let new = conn.state().clone();
+    set_state.maybe_update(|s| {
+        let changed = *s != new;
+        *s = new;
+        changed
+    });
+}
+
+async fn drive(
+    mut conn: Connection,
+    set_state: WriteSignal<ConnectionState>,
+    mut commands: UnboundedReceiver<Command>,
+) {
+    let url = ws_url();
+    loop {
+        let mut open = false;
+        while let Some(output) = conn.poll_output() {
+            open |= output == ConnectionOutput::OpenSocket;
+        }
+        publish(&conn, set_state);
+        if open {
+            if run_socket(&mut conn, &url, set_state, &mut commands)
+                .await
+                .is_break()
+            {
+                return;
+            }
+            publish(&conn, set_state);
+            continue;
+        }
+        let Some(retry_at) = conn.poll_timeout() else {
+            return; // incompatible: nothing more to do
+        };
+        let wait = Duration::from_millis(retry_at.as_millis().saturating_sub(now().as_millis()));
+        let sleep = gloo_timers::future::sleep(wait);
+        if let Either::Right((cmd, _)) = select(Box::pin(sleep), commands.next()).await {
+            if matches!(cmd, Some(Command::Stop) | None) {
+                return;
+            }
+        }
+        conn.handle_timeout(now());
+    }
+}
+
+/// One socket's life. `Break` means the UI asked to stop.
+async fn run_socket(
+    conn: &mut Connection,
+    url: &str,
+    set_state: WriteSignal<ConnectionState>,
+    commands: &mut UnboundedReceiver<Command>,
+) -> std::ops::ControlFlow<()> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let ws = match WebSocket::open_with_protocol(url, conn.encoding().subprotocol()) {
+        Ok(ws) => ws,
+        Err(e) => {
+            leptos::logging::warn!("cannot open {url}: {e}");
+            conn.handle_close(None, now());
+            return Continue(());
+        }
+    };
+    let (mut tx, mut rx) = ws.split();
+    conn.handle_open(now());
+    loop {
+        while let Some(output) = conn.poll_output() {
+            match output {
+                ConnectionOutput::Send(message) => {
+                    let frame = match conn.codec().encode(&message) {
+                        Frame::Binary(b) => Message::Bytes(b),
+                        Frame::Text(t) => Message::Text(t),
+                    };
+                    if let Err(e) = tx.send(frame).await {
+                        leptos::logging::warn!("send failed: {e}");
+                    }
+                }
+                ConnectionOutput::Received(message) => {
+                    leptos::logging::log!("unhandled message from peer: {message:?}");
+                }
+                ConnectionOutput::Undecodable(e) => {
+                    leptos::logging::warn!("undecodable frame from peer: {e}")
+                }
+                ConnectionOutput::OpenSocket => {}
+            }
+        }
+        publish(conn, set_state);
+        match select(rx.next(), commands.next()).await {
+            Either::Left((Some(Ok(Message::Bytes(bytes))), _)) => conn.handle_frame(&bytes, now()),
+            Either::Left((Some(Ok(Message::Text(text))), _)) => {
+                conn.handle_frame(text.as_bytes(), now())
+            }
+            Either::Left((Some(Err(WebSocketError::ConnectionClose(event))), _)) => {
+                conn.handle_close(Some(event.code), now());
+                return Continue(());
+            }
+            Either::Left((Some(Err(e)), _)) => leptos::logging::warn!("WebSocket error: {e}"),
+            Either::Left((None, _)) => {
+                conn.handle_close(None, now());
+                return Continue(());
+            }
+            Either::Right((Some(Command::Stop) | None, _)) => {
+                let _ = tx.close().await;
+                return Break(());
+            }
+        }
+    }
+}
