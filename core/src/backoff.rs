@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::rng::Rng;
+
 /// Tunables of a [`Backoff`]. Defaults suit a browser on a LAN: first retry after 0.5 s,
 /// doubling to at most 15 s, ±20 % jitter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +39,7 @@ impl Default for BackoffConfig {
 pub struct Backoff {
     config: BackoffConfig,
     attempt: u32,
-    rng: u64,
+    rng: Rng,
 }
 
 impl Backoff {
@@ -46,7 +48,7 @@ impl Backoff {
         Backoff {
             config,
             attempt: 0,
-            rng: seed | 1,
+            rng: Rng::new(seed),
         }
     }
 
@@ -65,7 +67,7 @@ impl Backoff {
         let base = self.base_delay(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
         let spread = base.as_secs_f64() * self.config.jitter.clamp(0.0, 1.0);
-        let offset = (self.next_unit() * 2.0 - 1.0) * spread;
+        let offset = (f64::from(self.rng.unit()) * 2.0 - 1.0) * spread;
         Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
     }
 
@@ -79,15 +81,6 @@ impl Backoff {
             }
         }
         delay.min(self.config.max)
-    }
-
-    /// xorshift64*: a uniform number in [0, 1).
-    fn next_unit(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

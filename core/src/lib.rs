@@ -12,6 +12,9 @@
 //! | [`ids`] | newtype identifiers (peers, sessions, clients, rooms, universes, entities, …) |
 //! | [`clock`] | [`clock::Moment`], the driver-supplied notion of "now" |
 //! | [`backoff`] | capped exponential backoff with deterministic jitter (reconnects) |
+//! | [`rng`] | the deterministic random number generator of simulations |
+//! | [`universe`] | entities, components, the seeded `step`, events, change tracking, demo universes |
+//! | [`stream`] | interest management, snapshot + deltas ([`stream::StreamServer`]) and the client mirror |
 //! | [`wire`] | one message enum per direction, [`wire::PROTOCOL_VERSION`], the two codecs, limits |
 //! | [`session`] | the peer's side of one client connection: handshake, strikes, timeouts |
 //! | [`connection`] | the client's side: connect, handshake, reconnect with backoff, incompatibility |
@@ -27,5 +30,10 @@ pub mod backoff;
 pub mod clock;
 pub mod connection;
 pub mod ids;
+pub mod rng;
 pub mod session;
+pub mod stream;
+#[cfg(test)]
+mod testing;
+pub mod universe;
 pub mod wire;

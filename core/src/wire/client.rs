@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ClientId;
+use crate::ids::{ClientId, UniverseId};
+use crate::stream::{Interaction, StreamConfiguration, ViewMode};
+use crate::universe::Rect;
 
 /// The longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 48;
@@ -19,6 +21,51 @@ pub enum ClientMessage {
     Ping {
         /// Echoed back unchanged.
         nonce: u32,
+    },
+    /// Asks for the universes this peer hosts; answered by `universe_list`.
+    ListUniverses,
+    /// Starts streaming a universe (or replaces this connection's subscription to it).
+    /// Answered by `subscribed` and a `snapshot`, then `update`s.
+    Subscribe {
+        /// Which universe.
+        universe: UniverseId,
+        /// What to stream and how.
+        config: StreamConfiguration,
+        /// The part of the world in view; `null` for all of it.
+        viewport: Option<Rect>,
+        /// Observe (read-only) or participate.
+        mode: ViewMode,
+    },
+    /// Stops streaming a universe; answered by `unsubscribed`.
+    Unsubscribe {
+        /// Which universe.
+        universe: UniverseId,
+    },
+    /// Moves the viewport of a subscription (pan and zoom).
+    SetViewport {
+        /// Which universe.
+        universe: UniverseId,
+        /// The new viewport; `null` for the whole world.
+        viewport: Option<Rect>,
+    },
+    /// Replaces the stream configuration of a subscription.
+    Configure {
+        /// Which universe.
+        universe: UniverseId,
+        /// The new configuration.
+        config: StreamConfiguration,
+    },
+    /// The client's mirror detected a gap; asks for a fresh snapshot.
+    Resync {
+        /// Which universe.
+        universe: UniverseId,
+    },
+    /// Acts on a universe (click, command) if the subscription's mode permits.
+    Interact {
+        /// Which universe.
+        universe: UniverseId,
+        /// What to do.
+        interaction: Interaction,
     },
 }
 

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{PeerId, SessionId};
+use crate::ids::{PeerId, SessionId, UniverseId};
+use crate::stream::{InteractionMode, Snapshot, StreamUpdate, ViewMode};
+use crate::universe::UniverseInfo;
 
 /// Peer → client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
@@ -24,6 +26,31 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// Human-readable explanation, safe to show to the user.
         message: String,
+    },
+    /// The universes this peer hosts (answers `list_universes`).
+    UniverseList {
+        /// One entry per universe.
+        universes: Vec<UniverseInfo>,
+    },
+    /// A subscription started; a `snapshot` follows.
+    Subscribed {
+        /// The universe.
+        universe: UniverseInfo,
+        /// The granted view mode.
+        mode: ViewMode,
+        /// What the subscriber may do.
+        interaction: InteractionMode,
+    },
+    /// The whole view of a subscription.
+    Snapshot(Box<Snapshot>),
+    /// Changes to a subscription's view.
+    Update(Box<StreamUpdate>),
+    /// A subscription ended.
+    Unsubscribed {
+        /// The universe.
+        universe: UniverseId,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -76,6 +103,14 @@ pub enum ErrorCode {
     UnexpectedMessage,
     /// Too many refused frames on this connection. Fatal.
     TooManyErrors,
+    /// No universe with that id is hosted here.
+    UnknownUniverse,
+    /// A stream configuration or viewport is invalid; the subscription is unchanged.
+    InvalidStreamConfig,
+    /// The request names a universe this connection is not subscribed to.
+    NotSubscribed,
+    /// The subscription's mode does not allow this.
+    NotPermitted,
 }
 
 impl ErrorCode {
