@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use multiverse_core::ids::UniverseId;
 use multiverse_core::wire::{Encoding, MAX_CLIENT_FRAME_BYTES, PROTOCOL_VERSION};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -28,6 +29,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(ws_upgrade))
+        .route("/api/universes", get(list_universes))
+        .route("/api/universes/{id}", get(universe_stats))
+        .route("/api/universes/{id}/views", get(universe_views))
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .fallback_service(files)
@@ -43,6 +47,61 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "protocol_version": PROTOCOL_VERSION,
         "connections": shared.connections(),
     }))
+}
+
+/// `GET /api/universes`: every hosted universe.
+async fn list_universes(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    Json(shared.universes.list())
+}
+
+/// A JSON error answer of the REST API: `{"error": code, "message": …}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.code, "message": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+fn host_of<'a>(shared: &'a Shared, id: &str) -> Result<&'a crate::host::HostHandle, ApiError> {
+    let unknown = |message: String| ApiError { status: StatusCode::NOT_FOUND, code: "unknown_universe", message };
+    let id: UniverseId = id.parse().map_err(|e: multiverse_core::ids::IdError| unknown(e.to_string()))?;
+    shared.universes.get(id).ok_or_else(|| unknown(format!("no universe {id} on this peer")))
+}
+
+/// `GET /api/universes/{id}`: live numbers of one universe (tick time, subscribers, drops).
+async fn universe_stats(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match host_of(&shared, &id) {
+        Ok(host) => Json(host.stats.borrow().clone()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/universes/{id}/views`: per subscriber, the mirror size after each recent frame.
+async fn universe_views(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let host = match host_of(&shared, &id) {
+        Ok(host) => host.clone(),
+        Err(e) => return e.into_response(),
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if host
+        .commands
+        .send(crate::host::HostCommand::Views(reply))
+        .await
+        .is_err()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "universe host stopped\n").into_response();
+    }
+    match answer.await {
+        Ok(views) => Json(views).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "universe host stopped\n").into_response(),
+    }
 }
 
 async fn api_not_found(uri: Uri) -> Response {

@@ -10,7 +10,9 @@
 //! |---|---|
 //! | [`config`] | [`Config`]: bind address, data dir, name, client folder, session tunables |
 //! | [`http`] | axum router: static client with SPA fallback, `/ws`, `/healthz`, 404s |
-//! | [`session`] | one task per WebSocket driving a core `ClientSession` |
+//! | [`session`] | one task per WebSocket driving a core `ClientSession`, routing stream requests |
+//! | [`host`] | one task per universe: ticks it, streams it, fans frames out without blocking |
+//! | [`universes`] | the hosted universes (the demos: sandbox, aquarium, galaxy) |
 //! | [`identity`] | the stable `PeerId` kept in the data dir |
 //! | [`links`] | room links for every LAN address |
 //! | [`clock`] | tokio time ↔ core `Moment` |
@@ -31,15 +33,17 @@
 
 pub mod clock;
 pub mod config;
+pub mod host;
 pub mod http;
 pub mod identity;
 pub mod links;
 pub mod session;
+pub mod universes;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,13 +98,21 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Every session task, so shutdown can wait for their goodbyes.
     pub tracker: TaskTracker,
+    /// The hosted universes.
+    pub universes: universes::Universes,
     connections: AtomicUsize,
+    subscribers: AtomicU64,
 }
 
 impl Shared {
     /// Open client connections right now.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// A fresh subscriber number for a session.
+    pub fn next_subscriber(&self) -> multiverse_core::stream::SubscriberId {
+        multiverse_core::stream::SubscriberId(self.subscribers.fetch_add(1, Ordering::Relaxed))
     }
 
     fn connection_opened(&self) -> ConnectionGuard<'_> {
@@ -146,6 +158,8 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
             config.dist_dir.display()
         );
     }
+    let shutdown = CancellationToken::new();
+    let universes = universes::Universes::start_demos(peer_id, &shutdown);
     let shared = Arc::new(Shared {
         identity: PeerIdentity {
             peer_id,
@@ -154,9 +168,11 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         session_config: config.session,
         dist_dir: config.dist_dir,
         clock: clock::Clock::start(),
-        shutdown: CancellationToken::new(),
+        shutdown,
         tracker: TaskTracker::new(),
+        universes,
         connections: AtomicUsize::new(0),
+        subscribers: AtomicU64::new(0),
     });
     Ok(Peer {
         listener,

@@ -1,22 +1,37 @@
 //! The driver of one client WebSocket: pumps frames and timers into a core
-//! [`ClientSession`] and carries out what it asks. No protocol decisions live here.
+//! [`ClientSession`], routes stream requests to universe hosts, and writes what they send
+//! back. No protocol decisions live here.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use multiverse_core::ids::SessionId;
+use multiverse_core::ids::{SessionId, UniverseId, UserId};
 use multiverse_core::session::{ClientSession, SessionOutput};
-use multiverse_core::wire::{CloseCode, Encoding, Frame, ServerMessage};
+use multiverse_core::stream::SubscriberId;
+use multiverse_core::wire::{ClientMessage, CloseCode, Encoding, ErrorCode, ServerMessage};
+use tokio::sync::mpsc;
 
+use crate::host::{HostCommand, Outbox, WireFrame, OUTBOX_FRAMES};
 use crate::Shared;
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// The session's stream subscriptions and the queue hosts write into.
+struct Streams {
+    sub: SubscriberId,
+    viewer: Option<UserId>,
+    outbox: Outbox,
+    subscribed: BTreeSet<UniverseId>,
+}
 
 /// Serves one client connection until it closes or the peer shuts down.
 pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
     let session_id = SessionId::from_u128(uuid::Uuid::new_v4().as_u128());
     let _guard = shared.connection_opened();
     let span = tracing::info_span!("session", id = %session_id, ?encoding);
-    let _enter = span.enter();
     let mut session = ClientSession::new(
         shared.session_config.clone(),
         shared.identity.clone(),
@@ -24,21 +39,29 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
         encoding,
         shared.clock.now(),
     );
-    drop(_enter);
+    let (frames_tx, mut frames) = mpsc::channel(OUTBOX_FRAMES);
+    let mut streams = Streams {
+        sub: shared.next_subscriber(),
+        viewer: None,
+        outbox: Outbox {
+            tx: frames_tx,
+            encoding,
+        },
+        subscribed: BTreeSet::new(),
+    };
     let (mut tx, mut rx) = socket.split();
-    loop {
+    'serve: loop {
         while let Some(output) = session.poll_output() {
             match output {
                 SessionOutput::Send(message) => {
                     if let ServerMessage::Error { code, message } = &message {
                         tracing::warn!(parent: &span, ?code, "refused client frame: {message}");
                     }
-                    if tx
-                        .send(to_ws(session.codec().encode(&message)))
+                    if send(&mut tx, WireFrame::encode(encoding, &message))
                         .await
                         .is_err()
                     {
-                        return;
+                        break 'serve;
                     }
                 }
                 SessionOutput::Opened {
@@ -46,14 +69,16 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
                     display_name,
                 } => {
                     tracing::info!(parent: &span, %client_id, %display_name, "client joined");
+                    // Until signed identities land (persistence issue), a client's user is its client id.
+                    streams.viewer = Some(UserId::from_u128(client_id.as_u128()));
                 }
                 SessionOutput::Received(message) => {
-                    tracing::debug!(parent: &span, ?message, "no handler yet for message");
+                    route(&shared, &mut streams, message, &span).await
                 }
                 SessionOutput::Close { code, reason } => {
                     tracing::info!(parent: &span, ?code, %reason, "closing session");
                     let _ = tx.send(close(code, reason)).await;
-                    return;
+                    break 'serve;
                 }
             }
         }
@@ -61,13 +86,18 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => session.handle_shutdown(),
             _ = sleep_until(deadline) => session.handle_timeout(shared.clock.now()),
+            Some(frame) = frames.recv() => {
+                if send(&mut tx, frame).await.is_err() {
+                    break 'serve;
+                }
+            }
             inbound = rx.next() => match inbound {
                 Some(Ok(Message::Binary(bytes))) => session.handle_frame(&bytes, shared.clock.now()),
                 Some(Ok(Message::Text(text))) => session.handle_frame(text.as_bytes(), shared.clock.now()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => {
                     tracing::info!(parent: &span, "client left");
-                    return;
+                    break 'serve;
                 }
                 Some(Err(e)) => {
                     let text = e.to_string();
@@ -75,24 +105,116 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
                     if text.contains("too long") || text.contains("Space limit") {
                         let _ = tx.send(close(CloseCode::MessageTooBig, "frame exceeds 1 MiB".into())).await;
                     }
-                    return;
+                    break 'serve;
                 }
             },
         }
     }
+    for universe in &streams.subscribed {
+        if let Some(host) = shared.universes.get(*universe) {
+            let _ = host.commands.send(HostCommand::Remove(streams.sub)).await;
+        }
+    }
+}
+
+/// Hands a post-handshake message to the universe host it concerns.
+async fn route(
+    shared: &Shared,
+    streams: &mut Streams,
+    message: ClientMessage,
+    span: &tracing::Span,
+) {
+    let sub = streams.sub;
+    let (universe, command) = match message {
+        ClientMessage::ListUniverses => {
+            let list = ServerMessage::UniverseList {
+                universes: shared.universes.list(),
+            };
+            let _ = streams
+                .outbox
+                .tx
+                .send(WireFrame::encode(streams.outbox.encoding, &list))
+                .await;
+            return;
+        }
+        ClientMessage::Subscribe {
+            universe,
+            config,
+            viewport,
+            mode,
+        } => {
+            let outbox = streams.outbox.clone();
+            let viewer = streams.viewer;
+            (
+                universe,
+                HostCommand::Subscribe {
+                    sub,
+                    viewer,
+                    config,
+                    viewport,
+                    mode,
+                    outbox,
+                },
+            )
+        }
+        ClientMessage::Unsubscribe { universe } => (universe, HostCommand::Unsubscribe(sub)),
+        ClientMessage::SetViewport { universe, viewport } => {
+            (universe, HostCommand::SetViewport(sub, viewport))
+        }
+        ClientMessage::Configure { universe, config } => {
+            (universe, HostCommand::Configure(sub, config))
+        }
+        ClientMessage::Resync { universe } => (universe, HostCommand::Resync(sub)),
+        ClientMessage::Interact {
+            universe,
+            interaction,
+        } => (universe, HostCommand::Interact(sub, interaction)),
+        other => {
+            tracing::debug!(parent: span, ?other, "message not routed");
+            return;
+        }
+    };
+    let Some(host) = shared.universes.get(universe) else {
+        tracing::info!(parent: span, %universe, "request for an unknown universe");
+        let error = ServerMessage::Error {
+            code: ErrorCode::UnknownUniverse,
+            message: format!(
+                "no universe {universe} on this peer; list_universes shows what is hosted"
+            ),
+        };
+        let _ = streams
+            .outbox
+            .tx
+            .send(WireFrame::encode(streams.outbox.encoding, &error))
+            .await;
+        return;
+    };
+    match &command {
+        HostCommand::Subscribe { .. } => {
+            streams.subscribed.insert(universe);
+        }
+        HostCommand::Unsubscribe(_) => {
+            streams.subscribed.remove(&universe);
+        }
+        _ => {}
+    }
+    if host.commands.send(command).await.is_err() {
+        tracing::warn!(parent: span, %universe, "universe host has stopped");
+    }
+}
+
+async fn send(tx: &mut Sink, frame: WireFrame) -> Result<(), axum::Error> {
+    tx.send(match frame {
+        WireFrame::Binary(b) => Message::Binary(b),
+        WireFrame::Text(t) => Message::Text(t),
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-fn to_ws(frame: Frame) -> Message {
-    match frame {
-        Frame::Binary(bytes) => Message::Binary(bytes.into()),
-        Frame::Text(text) => Message::Text(text.into()),
     }
 }
 

@@ -348,6 +348,13 @@ impl StreamServer {
         self.out.pop_front()
     }
 
+    /// `(seq, tick, entity count)` of `sub`'s view: what its mirror holds after the frame
+    /// with that sequence number.
+    pub fn view_summary(&self, sub: SubscriberId) -> Option<(u64, u64, usize)> {
+        let group = &self.groups[&self.subscribers.get(&sub)?.group];
+        Some((group.seq, group.last_sync_tick, group.known.len()))
+    }
+
     /// The server's model of `sub`'s mirror, ordered by entity id (what the mirror must equal).
     pub fn view_of(&self, sub: SubscriberId) -> Option<Vec<EntityState>> {
         let group = &self.groups[&self.subscribers.get(&sub)?.group];

@@ -8,6 +8,7 @@
 
 mod components;
 mod demo;
+mod interact;
 mod sim;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use components::{Entity, PropValue, Rect, Renderable, Shape, Vec2};
 pub use demo::{demo_universe, DemoKind};
+pub use interact::{RIPPLE_RADIUS, SPAWN_LIMIT_PER_USER};
 
 use crate::ids::{EntityId, UniverseId};
 use crate::rng::Rng;
@@ -171,6 +173,18 @@ pub enum UniverseError {
     /// The universe is at its entity limit.
     #[error("the universe is full ({0} entities)")]
     Full(usize),
+    /// The command is not one this universe knows.
+    #[error("unknown command {0:?}; try spawn or clear_mine")]
+    UnknownCommand(String),
+    /// A coordinate is not a finite number.
+    #[error("coordinates must be finite numbers")]
+    BadPoint,
+    /// Spawning needs a known user to own the entity.
+    #[error("spawning needs a signed-in user")]
+    AnonymousSpawn,
+    /// The user has spawned as many entities as allowed.
+    #[error("you already have {0} spawned entities here; clear_mine first")]
+    SpawnLimit(usize),
 }
 
 impl fmt::Display for EntityId {

@@ -76,3 +76,62 @@ fn changes_stamp_the_meta_tick_and_emit_events() {
         "drained events are gone"
     );
 }
+
+#[test]
+fn interactions_ripple_spawn_and_refuse_nonsense() {
+    use crate::stream::Interaction;
+    let mut u = small();
+    let me = Some(crate::ids::UserId::from_u128(9));
+    u.drain_events();
+    u.interact(
+        me,
+        &Interaction::Click {
+            at: Vec2::new(250.0, 250.0),
+        },
+    )
+    .unwrap();
+    assert!(u
+        .drain_events()
+        .iter()
+        .any(|e| matches!(e, UniverseEvent::Custom { name, .. } if name == "ripple")));
+    let spawn = Interaction::Command {
+        name: "spawn".into(),
+        at: Vec2::new(1e9, 10.0),
+    };
+    u.interact(me, &spawn).unwrap();
+    let mine: Vec<_> = u
+        .iter()
+        .filter(|(_, e)| e.owner == me)
+        .map(|(_, e)| e.position)
+        .collect();
+    assert_eq!(mine, [Vec2::new(500.0, 10.0)], "clamped into the world");
+    assert_eq!(u.interact(None, &spawn), Err(UniverseError::AnonymousSpawn));
+    let nan = Interaction::Click {
+        at: Vec2::new(f32::NAN, 0.0),
+    };
+    assert_eq!(u.interact(me, &nan), Err(UniverseError::BadPoint));
+    let bogus = Interaction::Command {
+        name: "launch".into(),
+        at: Vec2::default(),
+    };
+    assert!(matches!(
+        u.interact(me, &bogus),
+        Err(UniverseError::UnknownCommand(_))
+    ));
+    for _ in 1..SPAWN_LIMIT_PER_USER {
+        u.interact(me, &spawn).unwrap();
+    }
+    assert_eq!(
+        u.interact(me, &spawn),
+        Err(UniverseError::SpawnLimit(SPAWN_LIMIT_PER_USER))
+    );
+    u.interact(
+        me,
+        &Interaction::Command {
+            name: "clear_mine".into(),
+            at: Vec2::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(u.iter().filter(|(_, e)| e.owner == me).count(), 0);
+}

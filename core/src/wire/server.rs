@@ -111,6 +111,8 @@ pub enum ErrorCode {
     NotSubscribed,
     /// The subscription's mode does not allow this.
     NotPermitted,
+    /// The interaction was allowed but the universe refused it (unknown command, limits).
+    InvalidInteraction,
 }
 
 impl ErrorCode {
