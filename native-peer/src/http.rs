@@ -70,9 +70,18 @@ impl IntoResponse for ApiError {
 }
 
 fn host_of<'a>(shared: &'a Shared, id: &str) -> Result<&'a crate::host::HostHandle, ApiError> {
-    let unknown = |message: String| ApiError { status: StatusCode::NOT_FOUND, code: "unknown_universe", message };
-    let id: UniverseId = id.parse().map_err(|e: multiverse_core::ids::IdError| unknown(e.to_string()))?;
-    shared.universes.get(id).ok_or_else(|| unknown(format!("no universe {id} on this peer")))
+    let unknown = |message: String| ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "unknown_universe",
+        message,
+    };
+    let id: UniverseId = id
+        .parse()
+        .map_err(|e: multiverse_core::ids::IdError| unknown(e.to_string()))?;
+    shared
+        .universes
+        .get(id)
+        .ok_or_else(|| unknown(format!("no universe {id} on this peer")))
 }
 
 /// `GET /api/universes/{id}`: live numbers of one universe (tick time, subscribers, drops).

@@ -8,7 +8,9 @@
 //! |---|---|
 //! | `app` | the router: `/` lobby, `/r/:room` room page, a not-found page |
 //! | `lobby` | display name, create or join a room |
-//! | `room` | the room page: starts a connection for as long as it is shown |
+//! | `room` | the room page: canvas, controls, input; starts a connection while shown |
+//! | `scene` | plain model of what is drawn: one pane per universe (mirror, camera, smoothing) |
+//! | `canvas` | the renderer struct and the layouts (full, picture-in-picture, split, portal) |
 //! | `net` | drives the core's sans-IO `Connection` with a gloo-net WebSocket and timers |
 //! | `status` | the connection badge (`data-testid="connection-state"`) |
 //! | `identity` | client id and display name kept in localStorage |
@@ -16,10 +18,12 @@
 //! `main` only mounts the app; model logic lives in `multiverse-core`.
 
 mod app;
+mod canvas;
 mod identity;
 mod lobby;
 mod net;
 mod room;
+mod scene;
 mod status;
 
 fn main() {

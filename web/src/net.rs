@@ -4,6 +4,7 @@
 //! events, sleeps until the core's retry time, and publishes the [`ConnectionState`] as a
 //! signal. It makes no decisions of its own.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
@@ -17,14 +18,19 @@ use multiverse_core::backoff::BackoffConfig;
 use multiverse_core::clock::Moment;
 use multiverse_core::connection::{Connection, ConnectionOutput, ConnectionState};
 use multiverse_core::ids::ClientId;
-use multiverse_core::wire::{Encoding, Frame};
+use multiverse_core::wire::{ClientMessage, Encoding, Frame, ServerMessage};
 
 /// Requests from the UI to the net task.
 #[derive(Debug)]
 enum Command {
+    /// Send a message if connected (dropped otherwise: the app re-sends its state on connect).
+    Send(ClientMessage),
     /// Close the socket and end the task.
     Stop,
 }
+
+/// Called with every application message from the peer; returns replies to send.
+pub type Handler = Rc<dyn Fn(ServerMessage) -> Vec<ClientMessage>>;
 
 /// A running connection: its state for the UI and a handle to stop it.
 #[derive(Clone, Copy)]
@@ -35,8 +41,9 @@ pub struct Net {
 }
 
 impl Net {
-    /// Starts connecting to the peer this page was loaded from.
-    pub fn start(display_name: String, client_id: ClientId) -> Net {
+    /// Starts connecting to the peer this page was loaded from; `handler` gets every
+    /// application message.
+    pub fn start(display_name: String, client_id: ClientId, handler: Handler) -> Net {
         let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64;
         let conn = Connection::new(
             display_name,
@@ -47,10 +54,17 @@ impl Net {
         );
         let (state, set_state) = signal(conn.state().clone());
         let (tx, rx) = unbounded();
-        spawn_local(drive(conn, set_state, rx));
+        spawn_local(drive(conn, set_state, rx, handler));
         Net {
             state,
             commands: StoredValue::new(tx),
+        }
+    }
+
+    /// Sends a message to the peer if connected.
+    pub fn send(&self, message: ClientMessage) {
+        if let Some(tx) = self.commands.try_get_value() {
+            let _ = tx.unbounded_send(Command::Send(message));
         }
     }
 
@@ -94,6 +108,7 @@ async fn drive(
     mut conn: Connection,
     set_state: WriteSignal<ConnectionState>,
     mut commands: UnboundedReceiver<Command>,
+    handler: Handler,
 ) {
     let url = ws_url();
     loop {
@@ -103,7 +118,7 @@ async fn drive(
         }
         publish(&conn, set_state);
         if open {
-            if run_socket(&mut conn, &url, set_state, &mut commands)
+            if run_socket(&mut conn, &url, set_state, &mut commands, &handler)
                 .await
                 .is_break()
             {
@@ -117,9 +132,12 @@ async fn drive(
         };
         let wait = Duration::from_millis(retry_at.as_millis().saturating_sub(now().as_millis()));
         let sleep = gloo_timers::future::sleep(wait);
-        if let Either::Right((cmd, _)) = select(Box::pin(sleep), commands.next()).await {
-            if matches!(cmd, Some(Command::Stop) | None) {
-                return;
+        let mut sleep = Box::pin(sleep);
+        loop {
+            match select(sleep, commands.next()).await {
+                Either::Left(_) => break,
+                Either::Right((Some(Command::Send(_)), still_sleeping)) => sleep = still_sleeping,
+                Either::Right((Some(Command::Stop) | None, _)) => return,
             }
         }
         conn.handle_timeout(now());
@@ -132,6 +150,7 @@ async fn run_socket(
     url: &str,
     set_state: WriteSignal<ConnectionState>,
     commands: &mut UnboundedReceiver<Command>,
+    handler: &Handler,
 ) -> std::ops::ControlFlow<()> {
     use std::ops::ControlFlow::{Break, Continue};
     let ws = match WebSocket::open_with_protocol(url, conn.encoding().subprotocol()) {
@@ -147,17 +166,11 @@ async fn run_socket(
     loop {
         while let Some(output) = conn.poll_output() {
             match output {
-                ConnectionOutput::Send(message) => {
-                    let frame = match conn.codec().encode(&message) {
-                        Frame::Binary(b) => Message::Bytes(b),
-                        Frame::Text(t) => Message::Text(t),
-                    };
-                    if let Err(e) = tx.send(frame).await {
-                        leptos::logging::warn!("send failed: {e}");
-                    }
-                }
+                ConnectionOutput::Send(message) => send(&mut tx, conn, &message).await,
                 ConnectionOutput::Received(message) => {
-                    leptos::logging::log!("unhandled message from peer: {message:?}");
+                    for reply in handler(message) {
+                        send(&mut tx, conn, &reply).await;
+                    }
                 }
                 ConnectionOutput::Undecodable(e) => {
                     leptos::logging::warn!("undecodable frame from peer: {e}")
@@ -180,10 +193,29 @@ async fn run_socket(
                 conn.handle_close(None, now());
                 return Continue(());
             }
+            Either::Right((Some(Command::Send(message)), _)) => {
+                if matches!(conn.state(), ConnectionState::Connected { .. }) {
+                    send(&mut tx, conn, &message).await;
+                }
+            }
             Either::Right((Some(Command::Stop) | None, _)) => {
                 let _ = tx.close().await;
                 return Break(());
             }
         }
+    }
+}
+
+async fn send(
+    tx: &mut futures::stream::SplitSink<WebSocket, Message>,
+    conn: &Connection,
+    message: &ClientMessage,
+) {
+    let frame = match conn.codec().encode(message) {
+        Frame::Binary(b) => Message::Bytes(b),
+        Frame::Text(t) => Message::Text(t),
+    };
+    if let Err(e) = tx.send(frame).await {
+        leptos::logging::warn!("send failed: {e}");
     }
 }

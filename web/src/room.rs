@@ -1,13 +1,22 @@
-//! The room page at `/r/:room`.
+//! The room page at `/r/:room`: the universe canvas, its controls and the connection badge.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use leptos::html::Canvas;
 use leptos::prelude::*;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 use multiverse_core::connection::ConnectionState;
 use multiverse_core::ids::RoomId;
+use multiverse_core::stream::Interaction;
+use multiverse_core::wire::{ClientMessage, ServerMessage};
+use wasm_bindgen::prelude::*;
 
+use crate::canvas::{areas, Layout, Renderer};
 use crate::identity;
 use crate::net::Net;
+use crate::scene::{Camera, Scene};
 use crate::status::ConnectionBadge;
 
 /// A room: connects to the peer while shown, disconnects when left.
@@ -28,37 +37,383 @@ pub fn RoomPage() -> impl IntoView {
     }
 }
 
+/// What the HUD shows about the main pane, refreshed from the render loop.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Hud {
+    entities: usize,
+    seq: Option<u64>,
+    interactive: bool,
+    error: Option<String>,
+}
+
+fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
 #[component]
 fn RoomView(room: RoomId) -> impl IntoView {
     let name = identity::display_name();
-    let net = Net::start(name.clone(), identity::client_id());
+    let query = use_query_map();
+    let main = query
+        .read_untracked()
+        .get("universe")
+        .unwrap_or_else(|| "sandbox".into());
+    let scene = Rc::new(RefCell::new(Scene::showing(main)));
+    let (names, set_names) = signal(Vec::<String>::new());
+    let handler = {
+        let scene = scene.clone();
+        Rc::new(move |message: ServerMessage| {
+            if let ServerMessage::UniverseList { universes } = &message {
+                set_names.set(universes.iter().map(|u| u.name.clone()).collect());
+            }
+            scene.borrow_mut().handle(message, now())
+        })
+    };
+    let net = Net::start(name.clone(), identity::client_id(), handler);
     on_cleanup(move || net.stop());
     let state = net.state;
+    let (layout, set_layout) = signal(Layout::Full);
+    let (hud, set_hud) = signal(Hud::default());
+    let scene = StoredValue::new_local(scene);
+
+    // Every (re)connection starts from nothing on the peer's side: ask what it hosts.
+    Effect::new(move |_| {
+        if matches!(state.get(), ConnectionState::Connected { .. }) {
+            scene.with_value(|s| s.borrow_mut().reset());
+            net.send(ClientMessage::ListUniverses);
+        }
+    });
+    // The layout and the chosen universe decide what to subscribe to.
+    let resubscribe = move || {
+        let messages = scene.with_value(|s| {
+            let mut s = s.borrow_mut();
+            let wanted_second = layout.get_untracked().needs_second();
+            let main = s.main.clone();
+            s.second = wanted_second
+                .then(|| {
+                    s.universes
+                        .iter()
+                        .map(|u| u.name.clone())
+                        .find(|n| *n != main)
+                })
+                .flatten();
+            s.sync_subscriptions()
+        });
+        messages.into_iter().for_each(|m| net.send(m));
+    };
+    Effect::new(move |_| {
+        layout.track();
+        resubscribe();
+    });
+
+    let canvas_ref = NodeRef::<Canvas>::new();
+    Effect::new(move |_| {
+        if let Some(canvas) = canvas_ref.get() {
+            if let Some(renderer) = Renderer::new(canvas) {
+                start_render_loop(renderer, scene, net, layout, set_hud);
+            }
+        }
+    });
+
     let peer = move || match state.get() {
-        ConnectionState::Connected {
-            peer_name,
-            session_id,
-            ..
-        } => Some((peer_name, session_id.to_string())),
+        ConnectionState::Connected { peer_name, .. } => Some(peer_name),
         _ => None,
+    };
+    let on_select = move |ev: leptos::ev::Event| {
+        let chosen = event_target_value(&ev);
+        scene.with_value(|s| s.borrow_mut().main = chosen);
+        resubscribe();
     };
     view! {
         <main class="room" data-testid="room" data-room=room.to_string()>
             <header class="topbar">
                 <A href="/" attr:class="brand">"Multiverse"</A>
                 <h1 class="room-name" data-testid="room-name">{format!("#{room}")}</h1>
+                <span class="me">"You are " <strong data-testid="my-name">{name}</strong>
+                    {move || peer().map(|p| view! { " · peer " <strong data-testid="peer-name">{p}</strong> })}
+                </span>
                 <ConnectionBadge state />
             </header>
             <section class="stage">
-                <div class="welcome-card">
-                    <p>"You are " <strong data-testid="my-name">{name}</strong> "."</p>
-                    {move || peer().map(|(peer_name, session)| view! {
-                        <p>"Hosted by peer " <strong data-testid="peer-name">{peer_name}</strong>
-                           " · session " <code>{session}</code></p>
-                    })}
-                    <p class="hint">"Share this page's address with people on your network to meet here."</p>
+                <canvas class="universe" data-testid="universe-canvas" node_ref=canvas_ref
+                    on:pointerdown=move |ev| pointer_down(&ev)
+                    on:pointermove=move |ev| pointer_move(&ev, scene, layout)
+                    on:pointerup=move |ev| pointer_up(&ev, scene, layout, net)
+                    on:wheel=move |ev| wheel(&ev, scene, layout)></canvas>
+                <div class="hud">
+                    <span data-testid="entity-count" data-count=move || hud.get().entities.to_string()
+                        data-seq=move || hud.get().seq.map(|s| s.to_string()).unwrap_or_default()>
+                        {move || format!("{} entities in view", hud.get().entities)}
+                    </span>
+                    <span class="mode" data-testid="mode">
+                        {move || if hud.get().interactive { "[Interactive] click: ripple · shift-click: spawn" } else { "[View Only]" }}
+                    </span>
+                    {move || hud.get().error.map(|e| view! { <span class="error" data-testid="last-error">{e}</span> })}
                 </div>
             </section>
+            <nav class="controls">
+                <label>"Universe "
+                    <select data-testid="universe-select" on:change=on_select>
+                        {move || names.get().into_iter().map(|n| {
+                            let selected = scene.with_value(|s| s.borrow().main == n);
+                            view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <span class="layouts">
+                    {Layout::ALL.into_iter().map(|l| view! {
+                        <button data-testid=format!("layout-{}", l.name())
+                            class:active=move || layout.get() == l
+                            on:click=move |_| set_layout.set(l)>{l.name()}</button>
+                    }).collect_view()}
+                </span>
+                <span class="hint">"Drag to pan, wheel to zoom."</span>
+            </nav>
         </main>
     }
+}
+
+/// The animation-frame callback, kept alive by itself until the page is left.
+type FrameCallback = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
+
+/// Runs the renderer on every animation frame until the page is left.
+fn start_render_loop(
+    renderer: Renderer,
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    net: Net,
+    layout: ReadSignal<Layout>,
+    set_hud: WriteSignal<Hud>,
+) {
+    let renderer = Rc::new(RefCell::new(renderer));
+    let frame: FrameCallback = Rc::new(RefCell::new(None));
+    let again = frame.clone();
+    let mut last_viewport_sent = 0.0;
+    *frame.borrow_mut() = Some(Closure::new(move || {
+        let Some(scene) = scene.try_get_value() else {
+            again.borrow_mut().take();
+            return; // the room page is gone
+        };
+        let t = now();
+        let mut scene = scene.borrow_mut();
+        let (main, second) = (scene.main_id(), scene.second_id());
+        let layout = layout.get_untracked();
+        renderer
+            .borrow_mut()
+            .draw(&mut scene, main, second, layout, t);
+        let (w, h) = renderer.borrow().size();
+        let main_area = areas(layout, w, h).0;
+        if let Some(pane) = main.and_then(|id| scene.panes.get_mut(&id)) {
+            let new = Hud {
+                entities: pane.mirror.len(),
+                seq: pane.mirror.seq(),
+                interactive: pane.interactive(),
+                error: None,
+            };
+            let viewport = pane.camera.map(|c| c.viewport(main_area.w, main_area.h));
+            if viewport.is_some()
+                && viewport != pane.sent_viewport
+                && t - last_viewport_sent > 100.0
+            {
+                pane.sent_viewport = viewport;
+                last_viewport_sent = t;
+                net.send(ClientMessage::SetViewport {
+                    universe: pane.info.id,
+                    viewport,
+                });
+            }
+            let new = Hud {
+                error: scene.last_error.clone(),
+                ..new
+            };
+            set_hud.maybe_update(|h| {
+                let changed = *h != new;
+                *h = new;
+                changed
+            });
+        }
+        drop(scene);
+        if let Some(cb) = again.borrow().as_ref() {
+            let _ =
+                web_sys::window().map(|w| w.request_animation_frame(cb.as_ref().unchecked_ref()));
+        }
+    }));
+    let first = frame.borrow();
+    if let Some(cb) = first.as_ref() {
+        let _ = web_sys::window().map(|w| w.request_animation_frame(cb.as_ref().unchecked_ref()));
+    }
+}
+
+/// A pointer press under way on the canvas.
+#[derive(Debug, Clone, Copy)]
+struct Drag {
+    /// Where the press started (canvas pixels).
+    x0: f32,
+    /// Where the press started (canvas pixels).
+    y0: f32,
+    /// The pane's camera when panning began.
+    camera: Option<Camera>,
+    /// Whether it moved far enough to be a pan rather than a click.
+    panned: bool,
+}
+
+thread_local! {
+    static DRAG: RefCell<Option<Drag>> = const { RefCell::new(None) };
+}
+
+fn pointer_down(ev: &web_sys::PointerEvent) {
+    let drag = Drag {
+        x0: ev.offset_x() as f32,
+        y0: ev.offset_y() as f32,
+        camera: None,
+        panned: false,
+    };
+    DRAG.with(|d| *d.borrow_mut() = Some(drag));
+}
+
+/// Which pane is under a canvas point, and that pane's area.
+fn pane_at(
+    scene: &Scene,
+    layout: Layout,
+    canvas: (f32, f32),
+    x: f32,
+    y: f32,
+) -> Option<(multiverse_core::ids::UniverseId, crate::canvas::Area)> {
+    let (main, second) = areas(layout, canvas.0, canvas.1);
+    if let (Some(area), Some(id)) = (second, scene.second_id()) {
+        if area.contains(x, y) {
+            return Some((id, area));
+        }
+    }
+    Some((scene.main_id()?, main))
+}
+
+fn canvas_size(ev: &web_sys::MouseEvent) -> (f32, f32) {
+    let el = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok());
+    el.map_or((1.0, 1.0), |e| {
+        (e.client_width() as f32, e.client_height() as f32)
+    })
+}
+
+fn pointer_move(
+    ev: &web_sys::PointerEvent,
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    layout: ReadSignal<Layout>,
+) {
+    let Some(Drag {
+        x0,
+        y0,
+        camera: start,
+        ..
+    }) = DRAG.with(|d| *d.borrow())
+    else {
+        return;
+    };
+    let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+    if (x - x0).hypot(y - y0) < 4.0 {
+        return;
+    }
+    let size = canvas_size(ev);
+    scene.with_value(|s| {
+        let mut s = s.borrow_mut();
+        let Some((id, _)) = pane_at(&s, layout.get_untracked(), size, x0, y0) else {
+            return;
+        };
+        let Some(pane) = s.panes.get_mut(&id) else {
+            return;
+        };
+        let Some(camera) = start.or(pane.camera) else {
+            return;
+        };
+        pane.camera = Some(Camera {
+            centre: multiverse_core::universe::Vec2::new(
+                camera.centre.x - (x - x0) / camera.zoom,
+                camera.centre.y - (y - y0) / camera.zoom,
+            ),
+            ..camera
+        });
+        DRAG.with(|d| {
+            *d.borrow_mut() = Some(Drag {
+                x0,
+                y0,
+                camera: Some(camera),
+                panned: true,
+            })
+        });
+    });
+}
+
+fn pointer_up(
+    ev: &web_sys::PointerEvent,
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    layout: ReadSignal<Layout>,
+    net: Net,
+) {
+    let drag = DRAG.with(|d| d.borrow_mut().take());
+    if drag.is_some_and(|d| d.panned) {
+        return; // that was a pan, not a click
+    }
+    let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+    let size = canvas_size(ev);
+    let request = scene.with_value(|s| {
+        let mut s = s.borrow_mut();
+        let (id, area) = pane_at(&s, layout.get_untracked(), size, x, y)?;
+        let pane = s.panes.get(&id)?;
+        let camera = pane.camera?;
+        if !pane.interactive() {
+            s.last_error = Some(format!("{} is view only for you", pane.info.name));
+            return None;
+        }
+        let at = camera.to_world(x - area.x, y - area.y, area.w, area.h);
+        let interaction = if ev.shift_key() {
+            Interaction::Command {
+                name: "spawn".into(),
+                at,
+            }
+        } else {
+            Interaction::Click { at }
+        };
+        Some(ClientMessage::Interact {
+            universe: id,
+            interaction,
+        })
+    });
+    if let Some(request) = request {
+        net.send(request);
+    }
+}
+
+fn wheel(
+    ev: &web_sys::WheelEvent,
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    layout: ReadSignal<Layout>,
+) {
+    ev.prevent_default();
+    let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+    let size = canvas_size(ev);
+    scene.with_value(|s| {
+        let mut s = s.borrow_mut();
+        let Some((id, area)) = pane_at(&s, layout.get_untracked(), size, x, y) else {
+            return;
+        };
+        let Some(pane) = s.panes.get_mut(&id) else {
+            return;
+        };
+        let Some(camera) = pane.camera else { return };
+        let (px, py) = (x - area.x, y - area.y);
+        let anchor = camera.to_world(px, py, area.w, area.h);
+        let zoom = (camera.zoom * (-ev.delta_y() as f32 * 0.0015).exp()).clamp(0.05, 40.0);
+        let zoomed = Camera { zoom, ..camera };
+        let drift = zoomed.to_world(px, py, area.w, area.h);
+        pane.camera = Some(Camera {
+            centre: multiverse_core::universe::Vec2::new(
+                camera.centre.x + anchor.x - drift.x,
+                camera.centre.y + anchor.y - drift.y,
+            ),
+            zoom,
+        });
+    });
 }
