@@ -98,13 +98,19 @@ impl Codec {
     }
 
     /// Encodes a message into a frame of the matching kind (binary or text).
+    ///
+    /// Panics for [`Encoding::Json`] when the crate is built without its `json` feature (the
+    /// browser client): choosing an encoding the build cannot speak is a programming error.
     pub fn encode<M: WireMessage>(&self, message: &M) -> Frame {
         match self.encoding {
             Encoding::Binary => Frame::Binary(bitcode::encode(message)),
+            #[cfg(feature = "json")]
             Encoding::Json => Frame::Text(
                 serde_json::to_string(message)
                     .expect("wire messages have string keys and finite numbers"),
             ),
+            #[cfg(not(feature = "json"))]
+            Encoding::Json => panic!("multiverse-core was built without its `json` feature"),
         }
     }
 
@@ -124,9 +130,15 @@ impl Codec {
                 encoding: "binary",
                 detail: e.to_string(),
             }),
+            #[cfg(feature = "json")]
             Encoding::Json => serde_json::from_slice(payload).map_err(|e| CodecError::Malformed {
                 encoding: "json",
                 detail: e.to_string(),
+            }),
+            #[cfg(not(feature = "json"))]
+            Encoding::Json => Err(CodecError::Malformed {
+                encoding: "json",
+                detail: "this build has no JSON codec (the `json` feature is off)".into(),
             }),
         }
     }
