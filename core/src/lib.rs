@@ -14,6 +14,7 @@
 //! | [`backoff`] | capped exponential backoff with deterministic jitter (reconnects) |
 //! | [`rng`] | the deterministic random number generator of simulations |
 //! | [`universe`] | entities, components, the seeded `step`, events, change tracking, demo universes |
+//! | [`room`] | rooms: membership, invites, presence, chat order and dedupe, coalesced cursors |
 //! | [`stream`] | interest management, snapshot + deltas ([`stream::StreamServer`]) and the client mirror |
 //! | [`wire`] | one message enum per direction, [`wire::PROTOCOL_VERSION`], the two codecs, limits |
 //! | [`session`] | the peer's side of one client connection: handshake, strikes, timeouts |
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod connection;
 pub mod ids;
 pub mod rng;
+pub mod room;
 pub mod session;
 pub mod stream;
 #[cfg(test)]

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientId, UniverseId};
+use crate::ids::{ClientId, MessageId, RoomId, UniverseId};
+use crate::room::{AccessPolicy, CursorPosition};
 use crate::stream::{Interaction, StreamConfiguration, ViewMode};
 use crate::universe::Rect;
 
@@ -66,6 +67,49 @@ pub enum ClientMessage {
         universe: UniverseId,
         /// What to do.
         interaction: Interaction,
+    },
+    /// Enters a room (leaving any other); answered by `room_joined` or an error.
+    JoinRoom {
+        /// Which room.
+        room: RoomId,
+        /// The invite token from the link, for private rooms.
+        invite: Option<String>,
+    },
+    /// Leaves the current room.
+    LeaveRoom,
+    /// Says something in the room. Resending with the same `id` never duplicates.
+    Chat {
+        /// Chosen by the client, kept across resends.
+        id: MessageId,
+        /// 1–500 characters.
+        text: String,
+    },
+    /// Asks for the chat messages after `since` (a `seq`), e.g. after a reconnect.
+    ChatBackfill {
+        /// The last `seq` the client has.
+        since: u64,
+    },
+    /// Where the pointer is (up to 30 times a second; `null` hides it).
+    Cursor {
+        /// World or viewport-normalised position.
+        position: Option<CursorPosition>,
+    },
+    /// Heartbeat every 5 s, and whenever the tab becomes visible or hidden.
+    Presence {
+        /// Whether the tab is visible and in use.
+        active: bool,
+    },
+    /// The owner asks for an invite token for a private room.
+    CreateInvite,
+    /// The owner revokes an invite token.
+    RevokeInvite {
+        /// The token.
+        token: String,
+    },
+    /// The owner changes who may enter.
+    SetRoomAccess {
+        /// The new policy.
+        access: AccessPolicy,
     },
 }
 

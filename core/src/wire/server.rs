@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::MessageId;
 use crate::ids::{PeerId, SessionId, UniverseId};
+use crate::room::{AccessPolicy, ChatMessage, MemberCursor, MemberInfo, Presence, RoomWelcome};
 use crate::stream::{InteractionMode, Snapshot, StreamUpdate, ViewMode};
 use crate::universe::UniverseInfo;
 
@@ -51,6 +53,59 @@ pub enum ServerMessage {
         universe: UniverseId,
         /// Why.
         reason: String,
+    },
+    /// You are in the room: its settings, its members and recent chat.
+    RoomJoined(Box<RoomWelcome>),
+    /// Someone entered the room.
+    MemberJoined(MemberInfo),
+    /// Someone left (`left`, `disconnected` or `gone` after missed heartbeats); their cursor
+    /// goes with them.
+    MemberLeft {
+        /// Who.
+        member: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A member became active or away.
+    PresenceChanged {
+        /// Who.
+        member: u64,
+        /// Now.
+        presence: Presence,
+    },
+    /// A chat message, in the room's one order.
+    Chat(ChatMessage),
+    /// Your message `id` is stored with sequence number `seq`.
+    ChatAck {
+        /// Your message id.
+        id: MessageId,
+        /// Its place in the order.
+        seq: u64,
+    },
+    /// Chat messages answering `chat_backfill`, oldest first.
+    ChatHistory {
+        /// The messages.
+        messages: Vec<ChatMessage>,
+    },
+    /// Cursors that moved since the last batch.
+    Cursors {
+        /// One entry per moved cursor.
+        cursors: Vec<MemberCursor>,
+    },
+    /// A new invite token (owner only).
+    InviteCreated {
+        /// Put it in the link as `?invite=<token>`.
+        token: String,
+    },
+    /// An invite token no longer works.
+    InviteRevoked {
+        /// The token.
+        token: String,
+    },
+    /// The room's access policy changed.
+    RoomAccessChanged {
+        /// The new policy.
+        access: AccessPolicy,
     },
 }
 
@@ -113,6 +168,18 @@ pub enum ErrorCode {
     NotPermitted,
     /// The interaction was allowed but the universe refused it (unknown command, limits).
     InvalidInteraction,
+    /// The room has no free place.
+    RoomFull,
+    /// The room is private and the request carries no valid invite.
+    InviteRequired,
+    /// The request needs a room this connection has not joined.
+    NotInRoom,
+    /// Only the room's owner may do this.
+    NotOwner,
+    /// Too many messages too fast; wait a moment.
+    RateLimited,
+    /// A field is out of range (empty or over-long chat, bad cursor, bad invite).
+    InvalidRequest,
 }
 
 impl ErrorCode {

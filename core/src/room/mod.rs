@@ -1,0 +1,605 @@
+//! Rooms: who is here, what they said, where they point.
+//!
+//! A [`Room`] is a sans-IO state machine per room: members join (subject to the access policy,
+//! invites and the player limit) and leave; presence goes active → away (the tab is hidden)
+//! → gone (two missed heartbeats); chat gets one total order by server sequence number and
+//! resends are recognised by the sender's message id; cursors are coalesced to 30 Hz and
+//! removed exactly once, with their member.
+//!
+//! Drain [`Room::poll_output`] after every call. A [`RoomOutput::Persist`] comes before the
+//! frames that announce or acknowledge the same chat message, so a driver that completes each
+//! output in order never acknowledges a message it has not stored.
+
+mod chat;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use chat::{
+    ChatLog, ChatMessage, RateLimit, CHAT_MEMORY, HISTORY_ON_JOIN, MAX_BACKFILL, MAX_CHAT_CHARS,
+};
+
+use crate::clock::Moment;
+use crate::ids::{ClientId, MessageId, RoomId, UniverseId};
+use crate::universe::Vec2;
+use crate::wire::{ErrorCode, ServerMessage};
+
+/// How often clients send a heartbeat (`presence`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A member without a heartbeat for this long is gone (two missed heartbeats).
+pub const GONE_AFTER: Duration = Duration::from_secs(11);
+/// Cursor batches go out at most this often (30 Hz).
+pub const CURSOR_PERIOD: Duration = Duration::from_millis(33);
+/// Chat messages a member may send at once, and per second after that.
+pub const CHAT_BURST: u32 = 10;
+/// Sustained chat rate per member, messages per second.
+pub const CHAT_PER_SECOND: f64 = 5.0;
+/// Longest invite token accepted.
+pub const MAX_INVITE_LEN: usize = 64;
+/// Invites a room keeps at once.
+pub const MAX_INVITES: usize = 32;
+
+/// Who may enter a room.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bitcode::Encode,
+    bitcode::Decode,
+)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum AccessPolicy {
+    /// Only with an invite token in the link (`?invite=…`).
+    Private,
+    /// Anyone with the link; not listed.
+    Shared,
+    /// Anyone; listed on the peer.
+    Public,
+}
+
+/// A room's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct RoomConfig {
+    /// The room's id (its link).
+    pub id: RoomId,
+    /// `false`: a single-player room (one member at a time).
+    pub multiplayer: bool,
+    /// Most members at once (1–256).
+    pub max_players: u32,
+    /// Who may enter.
+    pub access: AccessPolicy,
+    /// The universe the room shows.
+    pub universe: Option<UniverseId>,
+}
+
+impl RoomConfig {
+    /// A shared multiplayer room for 16 showing `universe`.
+    pub fn new(id: RoomId, universe: Option<UniverseId>) -> Self {
+        RoomConfig {
+            id,
+            multiplayer: true,
+            max_players: 16,
+            access: AccessPolicy::Shared,
+            universe,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        if self.multiplayer {
+            self.max_players.clamp(1, 256) as usize
+        } else {
+            1
+        }
+    }
+}
+
+/// Whether a member is looking.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bitcode::Encode,
+    bitcode::Decode,
+)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// The tab is visible and in use.
+    Active,
+    /// The tab is hidden or idle.
+    Away,
+}
+
+/// A member as the others see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct MemberInfo {
+    /// This membership (one per connection).
+    pub member: u64,
+    /// The member's client.
+    pub client: ClientId,
+    /// Display name.
+    pub name: String,
+    /// 0xRRGGBB, for the cursor and the member list.
+    pub colour: u32,
+    /// Active or away.
+    pub presence: Presence,
+    /// Whether this member owns the room.
+    pub owner: bool,
+}
+
+/// Where a member points: in the world of the room's universe, or (off the canvas) in
+/// viewport-normalised coordinates 0–1.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode,
+)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(tag = "space", rename_all = "snake_case")]
+pub enum CursorPosition {
+    /// World coordinates in a universe.
+    World {
+        /// Which universe.
+        universe: UniverseId,
+        /// Where.
+        at: Vec2,
+    },
+    /// Normalised page coordinates, each 0–1.
+    Viewport {
+        /// 0 = left edge, 1 = right edge.
+        #[cfg_attr(test, proptest(strategy = "0f32..=1.0"))]
+        x: f32,
+        /// 0 = top, 1 = bottom.
+        #[cfg_attr(test, proptest(strategy = "0f32..=1.0"))]
+        y: f32,
+    },
+}
+
+impl CursorPosition {
+    fn is_valid(&self) -> bool {
+        match self {
+            CursorPosition::World { at, .. } => {
+                at.is_finite() && at.x.abs() < 1e7 && at.y.abs() < 1e7
+            }
+            CursorPosition::Viewport { x, y } => (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y),
+        }
+    }
+}
+
+/// One member's cursor in a batch; `None` hides it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct MemberCursor {
+    /// Whose.
+    pub member: u64,
+    /// Where, or hidden.
+    pub position: Option<CursorPosition>,
+}
+
+/// What a joining member learns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct RoomWelcome {
+    /// The room's settings.
+    pub config: RoomConfig,
+    /// Your membership id.
+    pub you: u64,
+    /// Everyone present, you included.
+    pub members: Vec<MemberInfo>,
+    /// The newest chat messages (up to 50), oldest first.
+    pub history: Vec<ChatMessage>,
+}
+
+/// Why a join or request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The room has as many members as it allows.
+    #[error("room full: {0} of {0} places taken")]
+    Full(usize),
+    /// The room is private and the link has no valid invite.
+    #[error("this room is private: ask its owner for an invite link")]
+    InviteRequired,
+    /// The member is not in this room.
+    #[error("not in this room")]
+    NotInRoom,
+    /// Only the owner may do this.
+    #[error("only the room's owner may do that")]
+    NotOwner,
+    /// Too many messages too fast.
+    #[error("slow down: at most {CHAT_PER_SECOND} messages per second")]
+    RateLimited,
+    /// The message is empty or too long.
+    #[error("chat messages are 1-{MAX_CHAT_CHARS} characters")]
+    BadChat,
+    /// The cursor position is not finite or out of range.
+    #[error("cursor coordinates must be finite (viewport ones within 0-1)")]
+    BadCursor,
+    /// The invite token is malformed or there are too many.
+    #[error("invalid invite request")]
+    BadInvite,
+}
+
+impl RoomError {
+    /// The wire error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RoomError::Full(_) => ErrorCode::RoomFull,
+            RoomError::InviteRequired => ErrorCode::InviteRequired,
+            RoomError::NotInRoom => ErrorCode::NotInRoom,
+            RoomError::NotOwner => ErrorCode::NotOwner,
+            RoomError::RateLimited => ErrorCode::RateLimited,
+            RoomError::BadChat | RoomError::BadCursor | RoomError::BadInvite => {
+                ErrorCode::InvalidRequest
+            }
+        }
+    }
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone)]
+pub enum RoomOutput {
+    /// Store this message durably; complete before handling the next output.
+    Persist(ChatMessage),
+    /// Send a frame to these members.
+    Send {
+        /// Who.
+        to: Vec<u64>,
+        /// What.
+        message: Arc<ServerMessage>,
+    },
+}
+
+#[derive(Debug)]
+struct Member {
+    info: MemberInfo,
+    heartbeat: Moment,
+    chat_limit: RateLimit,
+    cursor: Option<CursorPosition>,
+    cursor_dirty: bool,
+}
+
+/// One room's state machine. See the module docs.
+#[derive(Debug)]
+pub struct Room {
+    config: RoomConfig,
+    owner: Option<ClientId>,
+    members: BTreeMap<u64, Member>,
+    chat: ChatLog,
+    invites: BTreeSet<String>,
+    cursor_flush: Option<Moment>,
+    out: VecDeque<RoomOutput>,
+}
+
+impl Room {
+    /// A room with `config` and the chat `history` loaded from the store.
+    pub fn new(config: RoomConfig, history: Vec<ChatMessage>) -> Self {
+        Room {
+            config,
+            owner: None,
+            members: BTreeMap::new(),
+            chat: ChatLog::restore(history),
+            invites: BTreeSet::new(),
+            cursor_flush: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The room's settings.
+    pub fn config(&self) -> &RoomConfig {
+        &self.config
+    }
+
+    /// Members present.
+    pub fn members(&self) -> impl Iterator<Item = &MemberInfo> + '_ {
+        self.members.values().map(|m| &m.info)
+    }
+
+    /// Number of members present.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether nobody is here.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Sequence number of the newest chat message.
+    pub fn last_seq(&self) -> u64 {
+        self.chat.last_seq()
+    }
+
+    /// A connection asks to join. The first member of a room owns it.
+    pub fn join(
+        &mut self,
+        member: u64,
+        client: ClientId,
+        name: String,
+        invite: Option<&str>,
+        now: Moment,
+    ) -> Result<(), RoomError> {
+        let is_owner = self.owner.is_none() || self.owner == Some(client);
+        let invited = invite.is_some_and(|t| self.invites.contains(t));
+        if self.config.access == AccessPolicy::Private && !is_owner && !invited {
+            return Err(RoomError::InviteRequired);
+        }
+        if !self.members.contains_key(&member) && self.members.len() >= self.config.capacity() {
+            return Err(RoomError::Full(self.config.capacity()));
+        }
+        self.owner.get_or_insert(client);
+        let info = MemberInfo {
+            member,
+            client,
+            name,
+            colour: colour_of(client),
+            presence: Presence::Active,
+            owner: is_owner,
+        };
+        let replaced = self.members.insert(
+            member,
+            Member {
+                info: info.clone(),
+                heartbeat: now,
+                chat_limit: RateLimit::new(CHAT_BURST, CHAT_PER_SECOND, now),
+                cursor: None,
+                cursor_dirty: false,
+            },
+        );
+        let welcome = RoomWelcome {
+            config: self.config.clone(),
+            you: member,
+            members: self.members().cloned().collect(),
+            history: self.chat.last(HISTORY_ON_JOIN),
+        };
+        self.send(vec![member], ServerMessage::RoomJoined(Box::new(welcome)));
+        if replaced.is_none() {
+            let others = self.others(member);
+            self.send(others, ServerMessage::MemberJoined(info));
+        }
+        Ok(())
+    }
+
+    /// A member leaves (its connection closed, or it asked to).
+    pub fn leave(&mut self, member: u64, reason: &str) {
+        if self.members.remove(&member).is_some() {
+            let everyone = self.others(member);
+            self.send(
+                everyone,
+                ServerMessage::MemberLeft {
+                    member,
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// A heartbeat; `active` says whether the member's tab is visible and in use.
+    pub fn presence(&mut self, member: u64, active: bool, now: Moment) -> Result<(), RoomError> {
+        let m = self.members.get_mut(&member).ok_or(RoomError::NotInRoom)?;
+        m.heartbeat = now;
+        let presence = if active {
+            Presence::Active
+        } else {
+            Presence::Away
+        };
+        if m.info.presence != presence {
+            m.info.presence = presence;
+            let everyone = self.everyone();
+            self.send(
+                everyone,
+                ServerMessage::PresenceChanged { member, presence },
+            );
+        }
+        Ok(())
+    }
+
+    /// A chat message. A resend (same id) is acknowledged again and never duplicated.
+    pub fn chat(
+        &mut self,
+        member: u64,
+        id: MessageId,
+        text: &str,
+        wall_ms: u64,
+        now: Moment,
+    ) -> Result<(), RoomError> {
+        let m = self.members.get_mut(&member).ok_or(RoomError::NotInRoom)?;
+        if let Some(seq) = self.chat.seq_of(id) {
+            self.send(vec![member], ServerMessage::ChatAck { id, seq });
+            return Ok(());
+        }
+        let text = text.trim();
+        if text.is_empty()
+            || text.chars().count() > MAX_CHAT_CHARS
+            || text.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(RoomError::BadChat);
+        }
+        if !m.chat_limit.try_take(now) {
+            return Err(RoomError::RateLimited);
+        }
+        let (client, name) = (m.info.client, m.info.name.clone());
+        let message = self.chat.append(id, client, name, text.to_owned(), wall_ms);
+        self.out.push_back(RoomOutput::Persist(message.clone()));
+        self.send(
+            vec![member],
+            ServerMessage::ChatAck {
+                id,
+                seq: message.seq,
+            },
+        );
+        let everyone = self.everyone();
+        self.send(everyone, ServerMessage::Chat(message));
+        Ok(())
+    }
+
+    /// Messages after `since`, for a member that reconnected or scrolled back.
+    pub fn backfill(&mut self, member: u64, since: u64) -> Result<(), RoomError> {
+        if !self.members.contains_key(&member) {
+            return Err(RoomError::NotInRoom);
+        }
+        let messages = self.chat.since(since);
+        self.send(vec![member], ServerMessage::ChatHistory { messages });
+        Ok(())
+    }
+
+    /// Where a member points now (`None` hides the cursor). Coalesced to 30 Hz.
+    pub fn cursor(
+        &mut self,
+        member: u64,
+        position: Option<CursorPosition>,
+        now: Moment,
+    ) -> Result<(), RoomError> {
+        if position.is_some_and(|p| !p.is_valid()) {
+            return Err(RoomError::BadCursor);
+        }
+        let m = self.members.get_mut(&member).ok_or(RoomError::NotInRoom)?;
+        if m.cursor != position {
+            m.cursor = position;
+            m.cursor_dirty = true;
+            self.cursor_flush.get_or_insert(now.plus(CURSOR_PERIOD));
+        }
+        Ok(())
+    }
+
+    /// The owner creates an invite; `token` is fresh randomness from the driver.
+    pub fn create_invite(&mut self, member: u64, token: String) -> Result<(), RoomError> {
+        self.require_owner(member)?;
+        if token.is_empty() || token.len() > MAX_INVITE_LEN || self.invites.len() >= MAX_INVITES {
+            return Err(RoomError::BadInvite);
+        }
+        self.invites.insert(token.clone());
+        self.send(vec![member], ServerMessage::InviteCreated { token });
+        Ok(())
+    }
+
+    /// The owner revokes an invite; members already inside stay.
+    pub fn revoke_invite(&mut self, member: u64, token: &str) -> Result<(), RoomError> {
+        self.require_owner(member)?;
+        if !self.invites.remove(token) {
+            return Err(RoomError::BadInvite);
+        }
+        self.send(
+            vec![member],
+            ServerMessage::InviteRevoked {
+                token: token.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The owner changes who may enter.
+    pub fn set_access(&mut self, member: u64, access: AccessPolicy) -> Result<(), RoomError> {
+        self.require_owner(member)?;
+        self.config.access = access;
+        let everyone = self.everyone();
+        self.send(everyone, ServerMessage::RoomAccessChanged { access });
+        Ok(())
+    }
+
+    /// Time passed: flush cursors, drop members that stopped sending heartbeats.
+    pub fn handle_timeout(&mut self, now: Moment) {
+        let gone: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, m)| now.since(m.heartbeat) >= GONE_AFTER)
+            .map(|(k, _)| *k)
+            .collect();
+        for member in gone {
+            self.leave(member, "gone");
+        }
+        if self.cursor_flush.is_some_and(|t| now >= t) {
+            self.cursor_flush = None;
+            let cursors: Vec<MemberCursor> = self
+                .members
+                .iter_mut()
+                .filter(|(_, m)| m.cursor_dirty)
+                .map(|(k, m)| {
+                    m.cursor_dirty = false;
+                    MemberCursor {
+                        member: *k,
+                        position: m.cursor,
+                    }
+                })
+                .collect();
+            if !cursors.is_empty() {
+                let everyone = self.everyone();
+                self.send(everyone, ServerMessage::Cursors { cursors });
+            }
+        }
+    }
+
+    /// When [`Room::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Moment> {
+        let gone = self
+            .members
+            .values()
+            .map(|m| m.heartbeat.plus(GONE_AFTER))
+            .min();
+        match (gone, self.cursor_flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<RoomOutput> {
+        self.out.pop_front()
+    }
+
+    fn require_owner(&self, member: u64) -> Result<(), RoomError> {
+        let m = self.members.get(&member).ok_or(RoomError::NotInRoom)?;
+        if Some(m.info.client) == self.owner {
+            Ok(())
+        } else {
+            Err(RoomError::NotOwner)
+        }
+    }
+
+    fn everyone(&self) -> Vec<u64> {
+        self.members.keys().copied().collect()
+    }
+
+    fn others(&self, member: u64) -> Vec<u64> {
+        self.members
+            .keys()
+            .copied()
+            .filter(|k| *k != member)
+            .collect()
+    }
+
+    fn send(&mut self, to: Vec<u64>, message: ServerMessage) {
+        if !to.is_empty() {
+            self.out.push_back(RoomOutput::Send {
+                to,
+                message: Arc::new(message),
+            });
+        }
+    }
+}
+
+/// A pleasant, stable colour per client.
+pub fn colour_of(client: ClientId) -> u32 {
+    const PALETTE: [u32; 10] = [
+        0xff6b6b, 0xffd93d, 0x6bcb77, 0x4d96ff, 0xc77dff, 0xff9f45, 0x4ecdc4, 0xf783ac, 0xa9e34b,
+        0x74c0fc,
+    ];
+    PALETTE[(client.as_u128() % PALETTE.len() as u128) as usize]
+}
+
+#[cfg(test)]
+mod tests;
