@@ -30,6 +30,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/ws", get(ws_upgrade))
         .route("/api/universes", get(list_universes))
+        .route("/api/rooms", get(list_rooms))
         .route("/api/universes/{id}", get(universe_stats))
         .route("/api/universes/{id}/views", get(universe_views))
         .route("/api", any(api_not_found))
@@ -47,6 +48,11 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "protocol_version": PROTOCOL_VERSION,
         "connections": shared.connections(),
     }))
+}
+
+/// `GET /api/rooms`: public rooms with people in them.
+async fn list_rooms(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    Json(shared.rooms.list_public())
 }
 
 /// `GET /api/universes`: every hosted universe.

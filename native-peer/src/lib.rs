@@ -13,6 +13,8 @@
 //! | [`session`] | one task per WebSocket driving a core `ClientSession`, routing stream requests |
 //! | [`host`] | one task per universe: ticks it, streams it, fans frames out without blocking |
 //! | [`universes`] | the hosted universes (the demos: sandbox, aquarium, galaxy) |
+//! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites |
+//! | [`chat_store`] | durable chat history (`ChatStore`; a JSON-lines file per room for now) |
 //! | [`identity`] | the stable `PeerId` kept in the data dir |
 //! | [`links`] | room links for every LAN address |
 //! | [`clock`] | tokio time ↔ core `Moment` |
@@ -31,12 +33,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod chat_store;
 pub mod clock;
 pub mod config;
 pub mod host;
 pub mod http;
 pub mod identity;
 pub mod links;
+pub mod rooms;
 pub mod session;
 pub mod universes;
 
@@ -100,6 +104,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// The hosted universes.
     pub universes: universes::Universes,
+    /// The live rooms.
+    pub rooms: rooms::Rooms,
     connections: AtomicUsize,
     subscribers: AtomicU64,
 }
@@ -160,6 +166,15 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
     }
     let shutdown = CancellationToken::new();
     let universes = universes::Universes::start_demos(peer_id, &shutdown);
+    let chat_dir = config.data_dir.join("chat");
+    let store =
+        chat_store::FileChatStore::open(chat_dir.clone()).map_err(|source| PeerError::DataDir {
+            path: chat_dir,
+            source,
+        })?;
+    let clock = clock::Clock::start();
+    let sandbox = universes.list().first().map(|u| u.id);
+    let rooms = rooms::Rooms::new(Arc::new(store), clock, shutdown.clone(), sandbox);
     let shared = Arc::new(Shared {
         identity: PeerIdentity {
             peer_id,
@@ -167,10 +182,11 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         },
         session_config: config.session,
         dist_dir: config.dist_dir,
-        clock: clock::Clock::start(),
+        clock,
         shutdown,
         tracker: TaskTracker::new(),
         universes,
+        rooms,
         connections: AtomicUsize::new(0),
         subscribers: AtomicU64::new(0),
     });

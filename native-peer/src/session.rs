@@ -8,13 +8,14 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use multiverse_core::ids::{SessionId, UniverseId, UserId};
+use multiverse_core::ids::{ClientId, RoomId, SessionId, UniverseId, UserId};
 use multiverse_core::session::{ClientSession, SessionOutput};
 use multiverse_core::stream::SubscriberId;
 use multiverse_core::wire::{ClientMessage, CloseCode, Encoding, ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 
 use crate::host::{HostCommand, Outbox, WireFrame, OUTBOX_FRAMES};
+use crate::rooms::{RoomCommand, RoomOutbox, ROOM_OUTBOX_FRAMES};
 use crate::Shared;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -25,6 +26,15 @@ struct Streams {
     viewer: Option<UserId>,
     outbox: Outbox,
     subscribed: BTreeSet<UniverseId>,
+}
+
+/// The session's room (at most one) and the queue rooms write into.
+struct RoomLink {
+    /// This connection's membership number (its subscriber number).
+    member: u64,
+    client: Option<(ClientId, String)>,
+    outbox: RoomOutbox,
+    current: Option<(RoomId, mpsc::Sender<RoomCommand>)>,
 }
 
 /// Serves one client connection until it closes or the peer shuts down.
@@ -49,6 +59,18 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
         },
         subscribed: BTreeSet::new(),
     };
+    let (room_tx, mut room_frames) = mpsc::channel(ROOM_OUTBOX_FRAMES);
+    let kick = tokio_util::sync::CancellationToken::new();
+    let mut room = RoomLink {
+        member: streams.sub.0,
+        client: None,
+        outbox: RoomOutbox {
+            tx: room_tx,
+            encoding,
+            kick: kick.clone(),
+        },
+        current: None,
+    };
     let (mut tx, mut rx) = socket.split();
     'serve: loop {
         while let Some(output) = session.poll_output() {
@@ -71,10 +93,14 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
                     tracing::info!(parent: &span, %client_id, %display_name, "client joined");
                     // Until signed identities land (persistence issue), a client's user is its client id.
                     streams.viewer = Some(UserId::from_u128(client_id.as_u128()));
+                    room.client = Some((client_id, display_name));
                 }
-                SessionOutput::Received(message) => {
-                    route(&shared, &mut streams, message, &span).await
-                }
+                SessionOutput::Received(message) => match destination(room.member, message) {
+                    Destination::Room(request) => to_room(&shared, &mut room, request, &span).await,
+                    Destination::Stream(message) => {
+                        route(&shared, &mut streams, message, &span).await
+                    }
+                },
                 SessionOutput::Close { code, reason } => {
                     tracing::info!(parent: &span, ?code, %reason, "closing session");
                     let _ = tx.send(close(code, reason)).await;
@@ -85,6 +111,16 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
         let deadline = session.poll_timeout().map(|t| shared.clock.instant(t));
         tokio::select! {
             _ = shared.shutdown.cancelled() => session.handle_shutdown(),
+            _ = kick.cancelled() => {
+                tracing::warn!(parent: &span, "closing a connection that cannot keep up with its room");
+                let _ = tx.send(close(CloseCode::TooSlow, "too slow to keep up; reconnect".into())).await;
+                break 'serve;
+            }
+            Some(frame) = room_frames.recv() => {
+                if send(&mut tx, frame).await.is_err() {
+                    break 'serve;
+                }
+            }
             _ = sleep_until(deadline) => session.handle_timeout(shared.clock.now()),
             Some(frame) = frames.recv() => {
                 if send(&mut tx, frame).await.is_err() {
@@ -110,10 +146,105 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
             },
         }
     }
+    if let Some((_, room_tx)) = room.current.take() {
+        let _ = room_tx
+            .send(RoomCommand::Leave(streams.sub.0, "disconnected"))
+            .await;
+    }
     for universe in &streams.subscribed {
         if let Some(host) = shared.universes.get(*universe) {
             let _ = host.commands.send(HostCommand::Remove(streams.sub)).await;
         }
+    }
+}
+
+/// Where a message after the handshake goes.
+enum Destination {
+    /// To the session's room.
+    Room(RoomRequest),
+    /// To a universe host (or answered here).
+    Stream(ClientMessage),
+}
+
+/// A room request, still to be addressed to a room.
+enum RoomRequest {
+    /// Enter a room.
+    Join(RoomId, Option<String>),
+    /// Leave the current room.
+    Leave,
+    /// Anything else for the current room.
+    Command(RoomCommand),
+}
+
+fn destination(member: u64, message: ClientMessage) -> Destination {
+    Destination::Room(RoomRequest::Command(match message {
+        ClientMessage::JoinRoom { room, invite } => {
+            return Destination::Room(RoomRequest::Join(room, invite))
+        }
+        ClientMessage::LeaveRoom => return Destination::Room(RoomRequest::Leave),
+        ClientMessage::Chat { id, text } => RoomCommand::Chat(member, id, text),
+        ClientMessage::ChatBackfill { since } => RoomCommand::Backfill(member, since),
+        ClientMessage::Cursor { position } => RoomCommand::Cursor(member, position),
+        ClientMessage::Presence { active } => RoomCommand::Presence(member, active),
+        ClientMessage::CreateInvite => RoomCommand::CreateInvite(member),
+        ClientMessage::RevokeInvite { token } => RoomCommand::RevokeInvite(member, token),
+        ClientMessage::ConfigureRoom {
+            access,
+            max_players,
+            multiplayer,
+        } => RoomCommand::Configure(member, access, max_players, multiplayer),
+        other => return Destination::Stream(other),
+    }))
+}
+
+/// Hands a room request to the session's room (joining one starts it if needed).
+async fn to_room(shared: &Shared, link: &mut RoomLink, request: RoomRequest, span: &tracing::Span) {
+    match request {
+        RoomRequest::Join(id, invite) => {
+            if let Some((_, old)) = link.current.take() {
+                let _ = old.send(RoomCommand::Leave(link.member, "left")).await;
+            }
+            let Some((client, name)) = link.client.clone() else {
+                return;
+            };
+            for _ in 0..2 {
+                let room_tx = shared.rooms.get_or_start(&id);
+                let join = RoomCommand::Join {
+                    member: link.member,
+                    client,
+                    name: name.clone(),
+                    invite: invite.clone(),
+                    outbox: link.outbox.clone(),
+                };
+                if room_tx.send(join).await.is_ok() {
+                    link.current = Some((id, room_tx));
+                    return;
+                }
+                // The room's task stopped between lookup and send: start it again.
+            }
+            tracing::error!(parent: span, room = %id, "could not reach the room's task");
+        }
+        RoomRequest::Leave => {
+            if let Some((_, room_tx)) = link.current.take() {
+                let _ = room_tx.send(RoomCommand::Leave(link.member, "left")).await;
+            }
+        }
+        RoomRequest::Command(command) => match &link.current {
+            Some((_, room_tx)) => {
+                let _ = room_tx.send(command).await;
+            }
+            None => {
+                let error = ServerMessage::Error {
+                    code: ErrorCode::NotInRoom,
+                    message: "join a room first (join_room)".into(),
+                };
+                let _ = link
+                    .outbox
+                    .tx
+                    .send(WireFrame::encode(link.outbox.encoding, &error))
+                    .await;
+            }
+        },
     }
 }
 

@@ -232,6 +232,9 @@ pub enum RoomError {
     /// The invite token is malformed or there are too many.
     #[error("invalid invite request")]
     BadInvite,
+    /// The player limit is out of range.
+    #[error("max_players must be 1-256")]
+    BadLimit,
 }
 
 impl RoomError {
@@ -243,9 +246,10 @@ impl RoomError {
             RoomError::NotInRoom => ErrorCode::NotInRoom,
             RoomError::NotOwner => ErrorCode::NotOwner,
             RoomError::RateLimited => ErrorCode::RateLimited,
-            RoomError::BadChat | RoomError::BadCursor | RoomError::BadInvite => {
-                ErrorCode::InvalidRequest
-            }
+            RoomError::BadChat
+            | RoomError::BadCursor
+            | RoomError::BadInvite
+            | RoomError::BadLimit => ErrorCode::InvalidRequest,
         }
     }
 }
@@ -502,12 +506,24 @@ impl Room {
         Ok(())
     }
 
-    /// The owner changes who may enter.
-    pub fn set_access(&mut self, member: u64, access: AccessPolicy) -> Result<(), RoomError> {
+    /// The owner changes who may enter and how many. Members already inside stay, even if
+    /// the new limit is lower.
+    pub fn configure(
+        &mut self,
+        member: u64,
+        access: AccessPolicy,
+        max_players: u32,
+        multiplayer: bool,
+    ) -> Result<(), RoomError> {
         self.require_owner(member)?;
+        if !(1..=256).contains(&max_players) {
+            return Err(RoomError::BadLimit);
+        }
         self.config.access = access;
+        self.config.max_players = max_players;
+        self.config.multiplayer = multiplayer;
         let everyone = self.everyone();
-        self.send(everyone, ServerMessage::RoomAccessChanged { access });
+        self.send(everyone, ServerMessage::RoomConfigured(self.config.clone()));
         Ok(())
     }
 

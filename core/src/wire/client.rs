@@ -106,10 +106,14 @@ pub enum ClientMessage {
         /// The token.
         token: String,
     },
-    /// The owner changes who may enter.
-    SetRoomAccess {
-        /// The new policy.
+    /// The owner changes who may enter and how many.
+    ConfigureRoom {
+        /// Who may enter.
         access: AccessPolicy,
+        /// Most members at once (1–256).
+        max_players: u32,
+        /// `false` makes it a single-player room.
+        multiplayer: bool,
     },
 }
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::MessageId;
 use crate::ids::{PeerId, SessionId, UniverseId};
-use crate::room::{AccessPolicy, ChatMessage, MemberCursor, MemberInfo, Presence, RoomWelcome};
+use crate::room::{ChatMessage, MemberCursor, MemberInfo, Presence, RoomConfig, RoomWelcome};
 use crate::stream::{InteractionMode, Snapshot, StreamUpdate, ViewMode};
 use crate::universe::UniverseInfo;
 
@@ -102,11 +102,8 @@ pub enum ServerMessage {
         /// The token.
         token: String,
     },
-    /// The room's access policy changed.
-    RoomAccessChanged {
-        /// The new policy.
-        access: AccessPolicy,
-    },
+    /// The room's settings changed (its owner configured it).
+    RoomConfigured(RoomConfig),
 }
 
 /// The peer's side of the handshake.
@@ -225,6 +222,8 @@ pub enum CloseCode {
     HandshakeTimeout = 4002,
     /// 4003: the hello was refused (see the preceding error frame).
     InvalidHello = 4003,
+    /// 4004: the client could not keep up with its room's traffic; reconnect and backfill.
+    TooSlow = 4004,
 }
 
 impl CloseCode {
@@ -243,6 +242,7 @@ impl CloseCode {
             CloseCode::VersionMismatch,
             CloseCode::HandshakeTimeout,
             CloseCode::InvalidHello,
+            CloseCode::TooSlow,
         ]
         .into_iter()
         .find(|c| c.code() == code)

@@ -1,0 +1,335 @@
+//! One task per room, driving a core [`Room`]: joins, chat (stored before it is
+//! acknowledged), presence, cursors and invites. Rooms start on first join and stop when
+//! the last member leaves.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use multiverse_core::ids::{ClientId, MessageId, RoomId};
+use multiverse_core::room::{
+    AccessPolicy, CursorPosition, Room, RoomConfig, RoomError, RoomOutput,
+};
+use multiverse_core::wire::{Encoding, ErrorCode, ServerMessage};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::chat_store::ChatStore;
+use crate::clock::Clock;
+use crate::host::WireFrame;
+
+/// Room frames queued per connection before that connection is closed as too slow.
+pub const ROOM_OUTBOX_FRAMES: usize = 256;
+/// How long an empty room keeps its task (and its invites) before stopping.
+pub const EMPTY_ROOM_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+type Registry = Arc<Mutex<HashMap<RoomId, mpsc::Sender<RoomCommand>>>>;
+
+/// Where a room sends one member's frames, and how it disconnects a member that cannot keep up.
+#[derive(Debug, Clone)]
+pub struct RoomOutbox {
+    /// The connection's room queue.
+    pub tx: mpsc::Sender<WireFrame>,
+    /// The connection's encoding.
+    pub encoding: Encoding,
+    /// Cancelled to close a connection whose queue overflowed.
+    pub kick: CancellationToken,
+}
+
+/// Requests from sessions to a room.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// Enter the room.
+    Join {
+        /// The membership (the session's number).
+        member: u64,
+        /// Who.
+        client: ClientId,
+        /// Display name.
+        name: String,
+        /// Invite token from the link.
+        invite: Option<String>,
+        /// Where frames go.
+        outbox: RoomOutbox,
+    },
+    /// Leave (asked, or the connection closed).
+    Leave(u64, &'static str),
+    /// A chat message.
+    Chat(u64, MessageId, String),
+    /// Messages after a seq.
+    Backfill(u64, u64),
+    /// Cursor moved.
+    Cursor(u64, Option<CursorPosition>),
+    /// Heartbeat.
+    Presence(u64, bool),
+    /// Owner: make an invite.
+    CreateInvite(u64),
+    /// Owner: revoke an invite.
+    RevokeInvite(u64, String),
+    /// Owner: change access.
+    Configure(u64, AccessPolicy, u32, bool),
+}
+
+/// Summary of a room for `/api/rooms`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoomSummary {
+    /// The room id.
+    pub id: RoomId,
+    /// Members present.
+    pub members: usize,
+    /// Who may enter.
+    pub access: AccessPolicy,
+}
+
+/// Every live room.
+#[derive(Debug)]
+pub struct Rooms {
+    live: Registry,
+    summaries: Arc<Mutex<BTreeMap<RoomId, RoomSummary>>>,
+    store: Arc<dyn ChatStore>,
+    clock: Clock,
+    shutdown: CancellationToken,
+    default_universe: Option<multiverse_core::ids::UniverseId>,
+}
+
+impl Rooms {
+    /// No rooms yet; chat goes to `store`.
+    pub fn new(
+        store: Arc<dyn ChatStore>,
+        clock: Clock,
+        shutdown: CancellationToken,
+        default_universe: Option<multiverse_core::ids::UniverseId>,
+    ) -> Self {
+        Rooms {
+            live: Arc::default(),
+            summaries: Arc::default(),
+            store,
+            clock,
+            shutdown,
+            default_universe,
+        }
+    }
+
+    /// The room's task, started (with its stored history) if it is not running.
+    pub fn get_or_start(&self, id: &RoomId) -> mpsc::Sender<RoomCommand> {
+        let mut live = self.live.lock().expect("rooms lock");
+        if let Some(tx) = live.get(id).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let history = self.store.load(id).unwrap_or_else(|e| {
+            tracing::error!(room = %id, "cannot load chat history: {e}");
+            Vec::new()
+        });
+        let room = Room::new(RoomConfig::new(id.clone(), self.default_universe), history);
+        let (tx, rx) = mpsc::channel(1024);
+        let task = RoomTask {
+            room,
+            outboxes: BTreeMap::new(),
+            store: self.store.clone(),
+            clock: self.clock,
+            summaries: self.summaries.clone(),
+            registry: self.live.clone(),
+        };
+        tokio::spawn(task.run(rx, self.shutdown.clone()));
+        live.insert(id.clone(), tx.clone());
+        tx
+    }
+
+    /// Public rooms with members.
+    pub fn list_public(&self) -> Vec<RoomSummary> {
+        let summaries = self.summaries.lock().expect("summaries lock");
+        summaries
+            .values()
+            .filter(|s| s.access == AccessPolicy::Public && s.members > 0)
+            .cloned()
+            .collect()
+    }
+}
+
+struct RoomTask {
+    room: Room,
+    outboxes: BTreeMap<u64, RoomOutbox>,
+    store: Arc<dyn ChatStore>,
+    clock: Clock,
+    summaries: Arc<Mutex<BTreeMap<RoomId, RoomSummary>>>,
+    registry: Registry,
+}
+
+impl RoomTask {
+    async fn run(mut self, mut commands: mpsc::Receiver<RoomCommand>, shutdown: CancellationToken) {
+        let id = self.room.config().id.clone();
+        let mut empty_since = Some(tokio::time::Instant::now());
+        loop {
+            let deadline = self.room.poll_timeout().map(|t| self.clock.instant(t));
+            let reap = empty_since.map(|t| t + EMPTY_ROOM_GRACE);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = sleep_until(deadline) => self.room.handle_timeout(self.clock.now()),
+                _ = sleep_until(reap) => {
+                    // Leave the registry only if nobody is about to talk to us: under its lock
+                    // no new sender is handed out, and an empty queue means no join is pending.
+                    let mut live = self.registry.lock().expect("rooms lock");
+                    if self.room.is_empty() && commands.is_empty() {
+                        live.remove(&id);
+                        tracing::info!(room = %id, "room stayed empty; stopping its task");
+                        break;
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => break,
+                },
+            }
+            self.flush().await;
+            self.publish();
+            empty_since = match (self.room.is_empty(), empty_since) {
+                (true, None) => Some(tokio::time::Instant::now()),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+        self.summaries.lock().expect("summaries lock").remove(&id);
+    }
+
+    fn handle(&mut self, command: RoomCommand) {
+        let now = self.clock.now();
+        let (member, result) = match command {
+            RoomCommand::Join {
+                member,
+                client,
+                name,
+                invite,
+                outbox,
+            } => {
+                let result = self.room.join(member, client, name, invite.as_deref(), now);
+                if result.is_ok() {
+                    self.outboxes.insert(member, outbox);
+                } else if let Err(e) = &result {
+                    tracing::info!(room = %self.room.config().id, member, "join refused: {e}");
+                    send_error(&outbox, e.code(), e.to_string());
+                    return;
+                }
+                (member, result)
+            }
+            RoomCommand::Leave(member, reason) => {
+                self.room.leave(member, reason);
+                self.outboxes.remove(&member);
+                return;
+            }
+            RoomCommand::Chat(member, id, text) => {
+                (member, self.room.chat(member, id, &text, wall_ms(), now))
+            }
+            RoomCommand::Backfill(member, since) => (member, self.room.backfill(member, since)),
+            RoomCommand::Cursor(member, position) => {
+                (member, self.room.cursor(member, position, now))
+            }
+            RoomCommand::Presence(member, active) => {
+                (member, self.room.presence(member, active, now))
+            }
+            RoomCommand::CreateInvite(member) => {
+                (member, self.room.create_invite(member, new_token()))
+            }
+            RoomCommand::RevokeInvite(member, token) => {
+                (member, self.room.revoke_invite(member, &token))
+            }
+            RoomCommand::Configure(member, access, max, multi) => {
+                (member, self.room.configure(member, access, max, multi))
+            }
+        };
+        if let Err(e) = result {
+            self.refuse(member, &e);
+        }
+    }
+
+    fn refuse(&self, member: u64, e: &RoomError) {
+        tracing::info!(room = %self.room.config().id, member, "request refused: {e}");
+        if let Some(outbox) = self.outboxes.get(&member) {
+            send_error(outbox, e.code(), e.to_string());
+        }
+    }
+
+    /// Carries out the room's outputs in order: a message is on disk before anyone hears of it.
+    async fn flush(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                RoomOutput::Persist(message) => {
+                    let store = self.store.clone();
+                    let room = self.room.config().id.clone();
+                    let stored =
+                        tokio::task::spawn_blocking(move || store.append(&room, &message)).await;
+                    if let Err(e) | Ok(Err(e)) = stored.map_err(std::io::Error::other) {
+                        // Nothing is acknowledged that is not stored: stop this room loudly.
+                        tracing::error!(room = %self.room.config().id, "cannot store chat; closing the room: {e}");
+                        for outbox in self.outboxes.values() {
+                            outbox.kick.cancel();
+                        }
+                        self.outboxes.clear();
+                        return;
+                    }
+                }
+                RoomOutput::Send { to, message } => self.deliver(&to, &message),
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: &[u64], message: &ServerMessage) {
+        let mut encoded: [Option<WireFrame>; 2] = [None, None];
+        let mut too_slow = Vec::new();
+        for member in to {
+            let Some(outbox) = self.outboxes.get(member) else {
+                continue;
+            };
+            let slot = &mut encoded[usize::from(outbox.encoding == Encoding::Json)];
+            let frame = slot
+                .get_or_insert_with(|| WireFrame::encode(outbox.encoding, message))
+                .clone();
+            if let Err(mpsc::error::TrySendError::Full(_)) = outbox.tx.try_send(frame) {
+                too_slow.push(*member);
+            }
+        }
+        for member in too_slow {
+            tracing::warn!(room = %self.room.config().id, member, "member cannot keep up; disconnecting it");
+            if let Some(outbox) = self.outboxes.remove(&member) {
+                outbox.kick.cancel();
+            }
+            self.room.leave(member, "disconnected");
+        }
+    }
+
+    fn publish(&self) {
+        let config = self.room.config();
+        let summary = RoomSummary {
+            id: config.id.clone(),
+            members: self.room.len(),
+            access: config.access,
+        };
+        self.summaries
+            .lock()
+            .expect("summaries lock")
+            .insert(config.id.clone(), summary);
+    }
+}
+
+fn send_error(outbox: &RoomOutbox, code: ErrorCode, message: String) {
+    let _ = outbox.tx.try_send(WireFrame::encode(
+        outbox.encoding,
+        &ServerMessage::Error { code, message },
+    ));
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
