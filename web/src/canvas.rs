@@ -178,7 +178,8 @@ impl Renderer {
         self.size = (w, h);
     }
 
-    /// Draws the main universe and (if the layout wants one) the second, at time `now` ms.
+    /// Draws the main universe and (if the layout wants one) the second, at time `now` ms;
+    /// `cursors` are the other members' pointers in the main universe: (name, colour, where).
     pub fn draw(
         &mut self,
         scene: &mut Scene,
@@ -186,6 +187,7 @@ impl Renderer {
         second: Option<UniverseId>,
         layout: Layout,
         now: f64,
+        cursors: &[(String, u32, multiverse_core::universe::Vec2)],
     ) {
         self.fit_to_element();
         let (w, h) = self.size;
@@ -193,7 +195,12 @@ impl Renderer {
         self.ctx.fill_rect(0.0, 0.0, f64::from(w), f64::from(h));
         let (main_area, second_area) = areas(layout, w, h);
         match main.and_then(|id| scene.panes.get_mut(&id)) {
-            Some(pane) => self.draw_pane(pane, main_area, now),
+            Some(pane) => {
+                self.draw_pane(pane, main_area, now);
+                if let Some(camera) = pane.camera {
+                    self.draw_cursors(camera, main_area, cursors);
+                }
+            }
             None => self.caption(main_area, "Waiting for the universe…"),
         }
         if let Some(area) = second_area {
@@ -296,6 +303,33 @@ impl Renderer {
         }
         ctx.restore();
         self.frame(pane, a);
+    }
+
+    /// Ghost cursors: an arrow and a name label in each member's colour.
+    fn draw_cursors(
+        &self,
+        camera: Camera,
+        a: Area,
+        cursors: &[(String, u32, multiverse_core::universe::Vec2)],
+    ) {
+        let ctx = &self.ctx;
+        ctx.set_font("600 12px system-ui, sans-serif");
+        for (name, rgb, at) in cursors {
+            let (x, y) = camera.to_screen(*at, a.w, a.h);
+            let (x, y) = (x + f64::from(a.x), y + f64::from(a.y));
+            ctx.set_fill_style_str(&colour(*rgb));
+            ctx.begin_path();
+            ctx.move_to(x, y);
+            ctx.line_to(x + 4.0, y + 15.0);
+            ctx.line_to(x + 7.5, y + 9.5);
+            ctx.line_to(x + 14.0, y + 9.0);
+            ctx.close_path();
+            ctx.fill();
+            ctx.set_stroke_style_str("#070a16");
+            ctx.set_line_width(1.0);
+            ctx.stroke();
+            let _ = ctx.fill_text(name, x + 14.0, y + 22.0);
+        }
     }
 
     /// Border, portal ring, name, entity count and mode indicator.

@@ -9,6 +9,8 @@
 //! | `app` | the router: `/` lobby, `/r/:room` room page, a not-found page |
 //! | `lobby` | display name, create or join a room |
 //! | `room` | the room page: canvas, controls, input; starts a connection while shown |
+//! | `room_model` | plain model of the room: members, chat with pending messages, cursors, invites |
+//! | `room_panels` | members, chat and share (link, QR code, invites) panels; the cursor list |
 //! | `scene` | plain model of what is drawn: one pane per universe (mirror, camera, smoothing) |
 //! | `canvas` | the renderer struct and the layouts (full, picture-in-picture, split, portal) |
 //! | `net` | drives the core's sans-IO `Connection` with a gloo-net WebSocket and timers |
@@ -23,6 +25,8 @@ mod identity;
 mod lobby;
 mod net;
 mod room;
+mod room_model;
+mod room_panels;
 mod scene;
 mod status;
 

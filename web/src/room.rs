@@ -16,8 +16,11 @@ use wasm_bindgen::prelude::*;
 use crate::canvas::{areas, Layout, Renderer};
 use crate::identity;
 use crate::net::Net;
+use crate::room_model::{RoomModel, RoomSnapshot};
+use crate::room_panels::{new_message_id, ChatPanel, CursorList, MembersPanel, SharePanel};
 use crate::scene::{Camera, Scene};
 use crate::status::ConnectionBadge;
+use multiverse_core::room::CursorPosition;
 
 /// A room: connects to the peer while shown, disconnects when left.
 #[component]
@@ -60,13 +63,25 @@ fn RoomView(room: RoomId) -> impl IntoView {
         .read_untracked()
         .get("universe")
         .unwrap_or_else(|| "sandbox".into());
+    let invite = query.read_untracked().get("invite");
     let scene = Rc::new(RefCell::new(Scene::showing(main)));
+    let model = Rc::new(RefCell::new(RoomModel {
+        room: Some(room.clone()),
+        invite,
+        ..RoomModel::default()
+    }));
     let (names, set_names) = signal(Vec::<String>::new());
+    let (snapshot, set_snapshot) = signal(RoomSnapshot::default());
     let handler = {
-        let scene = scene.clone();
+        let (scene, model) = (scene.clone(), model.clone());
         Rc::new(move |message: ServerMessage| {
             if let ServerMessage::UniverseList { universes } = &message {
                 set_names.set(universes.iter().map(|u| u.name.clone()).collect());
+            }
+            let (replies, about_room) = model.borrow_mut().handle(&message);
+            if about_room {
+                set_snapshot.set(model.borrow().snapshot());
+                return replies;
             }
             scene.borrow_mut().handle(message, now())
         })
@@ -77,14 +92,46 @@ fn RoomView(room: RoomId) -> impl IntoView {
     let (layout, set_layout) = signal(Layout::Full);
     let (hud, set_hud) = signal(Hud::default());
     let scene = StoredValue::new_local(scene);
+    let model = StoredValue::new_local(model);
 
-    // Every (re)connection starts from nothing on the peer's side: ask what it hosts.
+    // Every (re)connection starts from nothing on the peer's side: ask what it hosts, and
+    // (re)join the room, which resends our unacknowledged chat.
     Effect::new(move |_| {
         if matches!(state.get(), ConnectionState::Connected { .. }) {
             scene.with_value(|s| s.borrow_mut().reset());
             net.send(ClientMessage::ListUniverses);
+            for m in model.with_value(|m| m.borrow_mut().on_connected()) {
+                net.send(m);
+            }
         }
     });
+    start_heartbeat(net);
+    let on_send = Callback::new(move |text: String| {
+        let out = model.with_value(|m| {
+            let mut m = m.borrow_mut();
+            let out = m.say(new_message_id(), text);
+            set_snapshot.set(m.snapshot());
+            out
+        });
+        out.into_iter().for_each(|m| net.send(m));
+    });
+    let send = Callback::new(move |message: ClientMessage| net.send(message));
+    let page_cursor = window_event_listener(leptos::ev::pointermove, move |ev| {
+        let on_canvas = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlCanvasElement>().ok())
+            .is_some();
+        if !on_canvas {
+            let Some(w) = web_sys::window() else { return };
+            let size = |v: Result<JsValue, JsValue>| {
+                v.ok().and_then(|v| v.as_f64()).unwrap_or(1.0).max(1.0)
+            };
+            let x = (f64::from(ev.client_x()) / size(w.inner_width())).clamp(0.0, 1.0) as f32;
+            let y = (f64::from(ev.client_y()) / size(w.inner_height())).clamp(0.0, 1.0) as f32;
+            send_cursor(net, Some(CursorPosition::Viewport { x, y }));
+        }
+    });
+    on_cleanup(move || page_cursor.remove());
     // The layout and the chosen universe decide what to subscribe to.
     let resubscribe = move || {
         let messages = scene.with_value(|s| {
@@ -112,7 +159,7 @@ fn RoomView(room: RoomId) -> impl IntoView {
     Effect::new(move |_| {
         if let Some(canvas) = canvas_ref.get() {
             if let Some(renderer) = Renderer::new(canvas) {
-                start_render_loop(renderer, scene, net, layout, set_hud);
+                start_render_loop(renderer, scene, model, net, layout, set_hud);
             }
         }
     });
@@ -139,7 +186,7 @@ fn RoomView(room: RoomId) -> impl IntoView {
             <section class="stage">
                 <canvas class="universe" data-testid="universe-canvas" node_ref=canvas_ref
                     on:pointerdown=move |ev| pointer_down(&ev)
-                    on:pointermove=move |ev| pointer_move(&ev, scene, layout)
+                    on:pointermove=move |ev| { pointer_move(&ev, scene, layout); world_cursor(&ev, scene, layout, net) }
                     on:pointerup=move |ev| pointer_up(&ev, scene, layout, net)
                     on:wheel=move |ev| wheel(&ev, scene, layout)></canvas>
                 <div class="hud">
@@ -153,6 +200,13 @@ fn RoomView(room: RoomId) -> impl IntoView {
                     {move || hud.get().error.map(|e| view! { <span class="error" data-testid="last-error">{e}</span> })}
                 </div>
             </section>
+            <aside class="side">
+                {move || snapshot.get().problem.map(|p| view! { <p class="error" data-testid="room-error">{p}</p> })}
+                <MembersPanel room=snapshot />
+                <ChatPanel room=snapshot on_send />
+                <SharePanel room=snapshot send />
+            </aside>
+            <CursorList room=snapshot />
             <nav class="controls">
                 <label>"Universe "
                     <select data-testid="universe-select" on:change=on_select>
@@ -182,6 +236,7 @@ type FrameCallback = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
 fn start_render_loop(
     renderer: Renderer,
     scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    model: StoredValue<Rc<RefCell<RoomModel>>, LocalStorage>,
     net: Net,
     layout: ReadSignal<Layout>,
     set_hud: WriteSignal<Hud>,
@@ -199,9 +254,24 @@ fn start_render_loop(
         let mut scene = scene.borrow_mut();
         let (main, second) = (scene.main_id(), scene.second_id());
         let layout = layout.get_untracked();
+        let cursors: Vec<_> = model
+            .try_with_value(|m| {
+                let m = m.borrow();
+                m.cursors
+                    .iter()
+                    .filter_map(|(member, p)| match p {
+                        CursorPosition::World { universe, at } if Some(*universe) == main => {
+                            let who = m.members.get(member)?;
+                            Some((who.name.clone(), who.colour, *at))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         renderer
             .borrow_mut()
-            .draw(&mut scene, main, second, layout, t);
+            .draw(&mut scene, main, second, layout, t, &cursors);
         let (w, h) = renderer.borrow().size();
         let main_area = areas(layout, w, h).0;
         if let Some(pane) = main.and_then(|id| scene.panes.get_mut(&id)) {
@@ -416,4 +486,61 @@ fn wheel(
             zoom,
         });
     });
+}
+
+/// Sends a heartbeat every few seconds and whenever the tab is shown or hidden.
+fn start_heartbeat(net: Net) {
+    let visible = || {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+    };
+    let period = multiverse_core::room::HEARTBEAT_INTERVAL.as_millis() as u32;
+    let beat = gloo_timers::callback::Interval::new(period, move || {
+        net.send(ClientMessage::Presence { active: visible() });
+    });
+    let beat = StoredValue::new_local(Some(beat));
+    let shown = window_event_listener(leptos::ev::visibilitychange, move |_| {
+        net.send(ClientMessage::Presence { active: visible() })
+    });
+    on_cleanup(move || {
+        beat.update_value(|b| drop(b.take()));
+        shown.remove();
+    });
+}
+
+thread_local! {
+    /// When our cursor was last sent (ms), to stay at 30 Hz.
+    static CURSOR_SENT: std::cell::Cell<f64> = const { std::cell::Cell::new(f64::NEG_INFINITY) };
+}
+
+fn send_cursor(net: Net, position: Option<CursorPosition>) {
+    let t = now();
+    let period = multiverse_core::room::CURSOR_PERIOD.as_millis() as f64;
+    if t - CURSOR_SENT.with(std::cell::Cell::get) >= period {
+        CURSOR_SENT.with(|c| c.set(t));
+        net.send(ClientMessage::Cursor { position });
+    }
+}
+
+/// Our pointer over the main universe, in its world coordinates.
+fn world_cursor(
+    ev: &web_sys::PointerEvent,
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    layout: ReadSignal<Layout>,
+    net: Net,
+) {
+    let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+    let size = canvas_size(ev);
+    let position = scene.with_value(|s| {
+        let s = s.borrow();
+        let main = s.main_id()?;
+        let (id, area) = pane_at(&s, layout.get_untracked(), size, x, y)?;
+        let camera = s.panes.get(&id)?.camera?;
+        let at = camera.to_world(x - area.x, y - area.y, area.w, area.h);
+        (id == main).then_some(CursorPosition::World { universe: id, at })
+    });
+    if position.is_some() {
+        send_cursor(net, position);
+    }
 }

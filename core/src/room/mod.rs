@@ -286,6 +286,8 @@ pub struct Room {
     chat: ChatLog,
     invites: BTreeSet<String>,
     cursor_flush: Option<Moment>,
+    /// When the last cursor batch went out (batches are at least [`CURSOR_PERIOD`] apart).
+    last_cursor_batch: Option<Moment>,
     out: VecDeque<RoomOutput>,
 }
 
@@ -299,6 +301,7 @@ impl Room {
             chat: ChatLog::restore(history),
             invites: BTreeSet::new(),
             cursor_flush: None,
+            last_cursor_batch: None,
             out: VecDeque::new(),
         }
     }
@@ -475,7 +478,15 @@ impl Room {
         if m.cursor != position {
             m.cursor = position;
             m.cursor_dirty = true;
-            self.cursor_flush.get_or_insert(now.plus(CURSOR_PERIOD));
+            // Leading edge: after a quiet period the batch goes out at once; during motion
+            // faster than 30 Hz, moves are coalesced into the next batch.
+            let earliest = self
+                .last_cursor_batch
+                .map_or(now, |t| t.plus(CURSOR_PERIOD));
+            self.cursor_flush.get_or_insert(earliest.max(now));
+            if earliest <= now {
+                self.handle_timeout(now);
+            }
         }
         Ok(())
     }
@@ -540,6 +551,7 @@ impl Room {
         }
         if self.cursor_flush.is_some_and(|t| now >= t) {
             self.cursor_flush = None;
+            self.last_cursor_batch = Some(now);
             let cursors: Vec<MemberCursor> = self
                 .members
                 .iter_mut()

@@ -138,17 +138,20 @@ fn cursors_are_coalesced_and_removed_exactly_once() {
     join(&mut r, 1);
     join(&mut r, 2);
     drain(&mut r);
-    for i in 0..10 {
-        let at = Vec2::new(i as f32, 1.0);
-        r.cursor(
-            1,
-            Some(CursorPosition::World {
-                universe: UniverseId::from_u128(1),
-                at,
-            }),
-            Moment(i),
-        )
-        .unwrap();
+    let world = |x: f32| {
+        Some(CursorPosition::World {
+            universe: UniverseId::from_u128(1),
+            at: Vec2::new(x, 1.0),
+        })
+    };
+    r.cursor(1, world(0.0), Moment(0)).unwrap();
+    let (frames, _) = drain(&mut r);
+    assert!(
+        matches!(&frames[&2][..], [ServerMessage::Cursors { .. }]),
+        "the first move after a pause goes out at once"
+    );
+    for i in 1..10 {
+        r.cursor(1, world(i as f32), Moment(i)).unwrap();
     }
     r.handle_timeout(Moment(20));
     assert!(drain(&mut r).0.is_empty(), "not before the 30 Hz period");
@@ -157,7 +160,7 @@ fn cursors_are_coalesced_and_removed_exactly_once() {
     let ServerMessage::Cursors { cursors } = &frames[&2][0] else {
         panic!("a batch")
     };
-    assert_eq!(cursors.len(), 1, "ten moves, one coalesced entry");
+    assert_eq!(cursors.len(), 1, "nine moves, one coalesced entry");
     assert!(matches!(cursors[0].position, Some(CursorPosition::World { at, .. }) if at.x == 9.0));
     r.cursor(
         1,
