@@ -3,6 +3,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::ids::{RoomId, UniverseId};
+use crate::universe::Vec2;
+use crate::wire::ErrorCode;
 
 const T0: Moment = Moment::ZERO;
 

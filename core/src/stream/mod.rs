@@ -6,6 +6,7 @@
 //! | [`state`] | wire forms: [`EntityState`], [`ComponentDelta`], [`Moves`], [`StreamUpdate`], [`Snapshot`]; quantisation |
 //! | [`server`] | [`StreamServer`]: per-universe subscribers, interest groups, snapshot + deltas |
 //! | [`mirror`] | [`StreamCache`]: the client's mirror, gap detection and resync |
+//! | `diff` | interest selection and the per-group diff |
 //! | `grid` | the spatial grid used for viewport queries |
 //!
 //! ## Interest groups
@@ -20,6 +21,7 @@
 //! `base_seq` it applies to. A mirror that sees any other base asks for a resync and gets a
 //! snapshot. Positions travel quantised to 1/16 of a world unit.
 
+mod diff;
 mod grid;
 pub mod mirror;
 pub mod server;
@@ -36,6 +38,8 @@ pub use state::{
 
 use crate::universe::{Rect, Vec2};
 
+/// Most events carried by one update.
+pub const MAX_EVENTS_PER_UPDATE: usize = 256;
 /// Most entities one subscription may stream (and a mirror may hold by default).
 pub const MAX_STREAM_ENTITIES: u32 = 10_000;
 /// Most kinds or tags in one filter.

@@ -12,17 +12,16 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::diff::{compute_update, ticks_per_update};
 use super::grid::Grid;
-use super::state::{quantise, EntityChange, EntityState, Moves, Snapshot, StreamUpdate};
+use super::state::{EntityState, Snapshot};
 use super::{
     validate_config, validate_viewport, Interaction, InteractionMode, StreamConfiguration, ViewMode,
 };
 use crate::ids::{UniverseId, UserId};
-use crate::universe::{Entity, Rect, Universe, UniverseEvent, UniverseInfo};
+use crate::universe::{Rect, Universe, UniverseEvent, UniverseInfo};
 use crate::wire::{ErrorCode, ServerMessage};
 
-/// Most events carried by one update.
-pub const MAX_EVENTS_PER_UPDATE: usize = 256;
 /// Most events remembered for groups that sync less often than the universe ticks.
 const EVENT_MEMORY: usize = 4096;
 
@@ -80,39 +79,39 @@ struct Subscriber {
 
 /// What a group's members see.
 #[derive(Debug, Clone, PartialEq)]
-struct Interest {
-    config: StreamConfiguration,
-    viewport: Option<Rect>,
+pub(super) struct Interest {
+    pub(super) config: StreamConfiguration,
+    pub(super) viewport: Option<Rect>,
     /// Only set when the filter depends on the viewer.
-    viewer: Option<UserId>,
+    pub(super) viewer: Option<UserId>,
 }
 
 #[derive(Debug, Clone)]
-struct Known {
-    state: EntityState,
+pub(super) struct Known {
+    pub(super) state: EntityState,
     /// Tick at which its position was last brought up to date.
-    pos_tick: u64,
+    pub(super) pos_tick: u64,
 }
 
 /// Subscribers with identical interest and the model of their (identical) mirrors.
 #[derive(Debug, Clone)]
-struct Group {
-    interest: Interest,
-    members: Vec<SubscriberId>,
-    known: FxHashMap<u32, Known>,
-    seq: u64,
-    last_sync_tick: u64,
-    next_sync_tick: u64,
-    event_seq: u64,
+pub(super) struct Group {
+    pub(super) interest: Interest,
+    pub(super) members: Vec<SubscriberId>,
+    pub(super) known: FxHashMap<u32, Known>,
+    pub(super) seq: u64,
+    pub(super) last_sync_tick: u64,
+    pub(super) next_sync_tick: u64,
+    pub(super) event_seq: u64,
 }
 
 /// Buffers reused across syncs so a tick allocates little.
 #[derive(Debug, Default)]
-struct Scratch {
-    selected: Vec<(u32, f32)>,
-    candidates: Vec<u32>,
-    bits: Vec<u64>,
-    gone: Vec<u32>,
+pub(super) struct Scratch {
+    pub(super) selected: Vec<(u32, f32)>,
+    pub(super) candidates: Vec<u32>,
+    pub(super) bits: Vec<u64>,
+    pub(super) gone: Vec<u32>,
 }
 
 /// The stream server of one universe. See the module docs.
@@ -550,177 +549,4 @@ fn interest(
 /// Ticks between two syncs of a configuration.
 fn sync_interval(config: &StreamConfiguration, universe: &Universe) -> u64 {
     ticks_per_update(universe.config().tick_rate, config.sync_hz)
-}
-
-fn ticks_per_update(tick_rate: u32, hz: u32) -> u64 {
-    u64::from(tick_rate.max(1).div_ceil(hz.max(1))).max(1)
-}
-
-fn passes_filter(e: &Entity, interest: &Interest) -> bool {
-    let f = &interest.config.filter;
-    (f.kinds.is_empty() || f.kinds.contains(&e.kind))
-        && (f.tags.is_empty() || f.tags.iter().any(|t| e.tags.binary_search(t).is_ok()))
-        && (!f.owned_by_viewer || (interest.viewer.is_some() && e.owner == interest.viewer))
-}
-
-/// The entities a group should see now: (slot index, distance to the centre), ordered by
-/// index, at most `max_entities` nearest.
-fn select(group: &Group, universe: &Universe, grid: &Grid, scratch: &mut Scratch) {
-    let Scratch {
-        selected,
-        candidates,
-        ..
-    } = scratch;
-    selected.clear();
-    let interest = &group.interest;
-    if !interest.config.include_entities {
-        return;
-    }
-    let centre = interest
-        .viewport
-        .unwrap_or(universe.config().physics.bounds)
-        .centre();
-    let mut consider = |index: u32| {
-        let Some((_, e)) = universe.get_by_index(index) else {
-            return;
-        };
-        if interest.viewport.is_some_and(|v| !v.contains(e.position)) || !passes_filter(e, interest)
-        {
-            return;
-        }
-        selected.push((index, e.position.distance(centre)));
-    };
-    match &interest.viewport {
-        Some(v) => {
-            candidates.clear();
-            grid.query(v, candidates);
-            candidates.iter().for_each(|i| consider(*i));
-        }
-        None => (0..universe.slot_capacity() as u32).for_each(consider),
-    }
-    let max = interest.config.max_entities as usize;
-    if selected.len() > max {
-        let nearest_first =
-            |a: &(u32, f32), b: &(u32, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
-        selected.select_nth_unstable_by(max, nearest_first);
-        selected.truncate(max);
-    }
-    selected.sort_unstable_by_key(|(i, _)| *i);
-}
-
-/// Diffs a group's model against the universe, updates the model, returns the changes.
-/// `initial`: the group is new; everything is compared.
-fn compute_update(
-    group: &mut Group,
-    universe: &Universe,
-    grid: &Grid,
-    scratch: &mut Scratch,
-    events: &VecDeque<(u64, UniverseEvent)>,
-    initial: bool,
-) -> StreamUpdate {
-    select(group, universe, grid, scratch);
-    let tick = universe.tick();
-    let words = universe.slot_capacity().div_ceil(64);
-    scratch.bits.clear();
-    scratch.bits.resize(words, 0);
-    for (i, _) in &scratch.selected {
-        scratch.bits[*i as usize / 64] |= 1 << (i % 64);
-    }
-    let mut update = StreamUpdate::default();
-
-    // Leavers: no longer selected, or their slot now holds another entity.
-    scratch.gone.clear();
-    for (index, k) in &group.known {
-        let selected = scratch
-            .bits
-            .get(*index as usize / 64)
-            .is_some_and(|w| w & (1 << (index % 64)) != 0);
-        let same = universe
-            .get_by_index(*index)
-            .is_some_and(|(id, _)| id == k.state.id);
-        if !selected || !same {
-            scratch.gone.push(*index);
-        }
-    }
-    scratch.gone.sort_unstable();
-    for index in &scratch.gone {
-        let k = group.known.remove(index).expect("collected from known");
-        update.left.push(k.state.id);
-    }
-
-    let config = &group.interest.config;
-    let rate_of = |distance: f32| {
-        config
-            .distance_rates
-            .as_ref()
-            .map_or(config.sync_hz, |r| r.hz_at(distance))
-            .min(config.sync_hz)
-    };
-    let tick_rate = universe.config().tick_rate;
-    let mut moves = Moves::default();
-    let mut previous = 0u32;
-    for (index, distance) in &scratch.selected {
-        let (id, e) = universe
-            .get_by_index(*index)
-            .expect("selected entities are live");
-        let Some(k) = group.known.get_mut(index) else {
-            update.entered.push(EntityState::of(id, e));
-            group.known.insert(
-                *index,
-                Known {
-                    state: EntityState::of(id, e),
-                    pos_tick: tick,
-                },
-            );
-            continue;
-        };
-        if initial || universe.meta_tick(*index) >= group.last_sync_tick {
-            let mut fresh = EntityState::of(id, e);
-            (fresh.x, fresh.y) = (k.state.x, k.state.y);
-            let deltas = k.state.diff(&fresh);
-            if !deltas.is_empty() {
-                update.changes.push(EntityChange { id, deltas });
-                k.state = fresh;
-            }
-        }
-        if tick.saturating_sub(k.pos_tick) >= ticks_per_update(tick_rate, rate_of(*distance)) {
-            let (qx, qy) = (quantise(e.position.x), quantise(e.position.y));
-            if (qx, qy) != (k.state.x, k.state.y) {
-                moves.index_gaps.push(index - previous);
-                moves.dx.push(qx.wrapping_sub(k.state.x));
-                moves.dy.push(qy.wrapping_sub(k.state.y));
-                previous = *index;
-                (k.state.x, k.state.y) = (qx, qy);
-            }
-            k.pos_tick = tick;
-        }
-    }
-    update.moves = moves;
-
-    if config.include_events {
-        let viewport = group.interest.viewport;
-        let relevant = |e: &UniverseEvent| match e.entity() {
-            Some(id) => {
-                group.known.get(&id.index).is_some_and(|k| k.state.id == id)
-                    || update.left.contains(&id)
-            }
-            None => match e {
-                UniverseEvent::Custom { at: Some(at), .. } => {
-                    viewport.is_none_or(|v| v.contains(*at))
-                }
-                _ => true,
-            },
-        };
-        update.events = events
-            .iter()
-            .filter(|(seq, e)| *seq > group.event_seq && relevant(e))
-            .take(MAX_EVENTS_PER_UPDATE)
-            .map(|(_, e)| e.clone())
-            .collect();
-    }
-    group.event_seq = events
-        .back()
-        .map_or(group.event_seq, |(seq, _)| (*seq).max(group.event_seq));
-    group.last_sync_tick = tick;
-    update
 }
