@@ -28,3 +28,12 @@ impl Clock {
         self.epoch + std::time::Duration::from_millis(moment.as_millis())
     }
 }
+
+/// Sleeps until `deadline`, or forever when there is none (for `select!` arms driven by a
+/// state machine's `poll_timeout`).
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

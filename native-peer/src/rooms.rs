@@ -164,8 +164,8 @@ impl RoomTask {
             let reap = empty_since.map(|t| t + EMPTY_ROOM_GRACE);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = sleep_until(deadline) => self.room.handle_timeout(self.clock.now()),
-                _ = sleep_until(reap) => {
+                _ = crate::clock::sleep_until(deadline) => self.room.handle_timeout(self.clock.now()),
+                _ = crate::clock::sleep_until(reap) => {
                     // Leave the registry only if nobody is about to talk to us: under its lock
                     // no new sender is handed out, and an empty queue means no join is pending.
                     let mut live = self.registry.lock().expect("rooms lock");
@@ -325,11 +325,4 @@ fn wall_ms() -> u64 {
 
 fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

@@ -121,7 +121,7 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
                     break 'serve;
                 }
             }
-            _ = sleep_until(deadline) => session.handle_timeout(shared.clock.now()),
+            _ = crate::clock::sleep_until(deadline) => session.handle_timeout(shared.clock.now()),
             Some(frame) = frames.recv() => {
                 if send(&mut tx, frame).await.is_err() {
                     break 'serve;
@@ -340,13 +340,6 @@ async fn send(tx: &mut Sink, frame: WireFrame) -> Result<(), axum::Error> {
         WireFrame::Text(t) => Message::Text(t),
     })
     .await
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn close(code: CloseCode, reason: String) -> Message {
