@@ -238,11 +238,11 @@ async fn to_room(shared: &Shared, link: &mut RoomLink, request: RoomRequest, spa
                     code: ErrorCode::NotInRoom,
                     message: "join a room first (join_room)".into(),
                 };
-                let _ = link
-                    .outbox
-                    .tx
-                    .send(WireFrame::encode(link.outbox.encoding, &error))
-                    .await;
+                reply(
+                    &link.outbox.tx,
+                    WireFrame::encode(link.outbox.encoding, &error),
+                    span,
+                );
             }
         },
     }
@@ -261,11 +261,11 @@ async fn route(
             let list = ServerMessage::UniverseList {
                 universes: shared.universes.list(),
             };
-            let _ = streams
-                .outbox
-                .tx
-                .send(WireFrame::encode(streams.outbox.encoding, &list))
-                .await;
+            reply(
+                &streams.outbox.tx,
+                WireFrame::encode(streams.outbox.encoding, &list),
+                span,
+            );
             return;
         }
         ClientMessage::Subscribe {
@@ -313,11 +313,11 @@ async fn route(
                 "no universe {universe} on this peer; list_universes shows what is hosted"
             ),
         };
-        let _ = streams
-            .outbox
-            .tx
-            .send(WireFrame::encode(streams.outbox.encoding, &error))
-            .await;
+        reply(
+            &streams.outbox.tx,
+            WireFrame::encode(streams.outbox.encoding, &error),
+            span,
+        );
         return;
     };
     match &command {
@@ -347,4 +347,12 @@ fn close(code: CloseCode, reason: String) -> Message {
         code: code.code(),
         reason: reason.into(),
     }))
+}
+
+/// Queues a direct answer to this session. Never waits: the session loop is the only reader of
+/// its own queue, so waiting on a full queue here would stall the session forever.
+fn reply(queue: &mpsc::Sender<WireFrame>, frame: WireFrame, span: &tracing::Span) {
+    if queue.try_send(frame).is_err() {
+        tracing::warn!(parent: span, "reply dropped: the client is not reading its queue");
+    }
 }
