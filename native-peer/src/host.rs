@@ -47,13 +47,54 @@ impl WireFrame {
     }
 }
 
-/// Where a host sends one session's frames.
+/// A message being fanned out: encoded at most once per encoding, on first need.
+#[derive(Debug)]
+pub struct Encoded<'a> {
+    message: &'a ServerMessage,
+    frames: [Option<WireFrame>; 2],
+}
+
+impl<'a> Encoded<'a> {
+    /// Nothing encoded yet.
+    pub fn new(message: &'a ServerMessage) -> Self {
+        Encoded {
+            message,
+            frames: [None, None],
+        }
+    }
+
+    /// The frame for `encoding`, encoding it the first time.
+    pub fn frame(&mut self, encoding: Encoding) -> WireFrame {
+        let slot = &mut self.frames[usize::from(encoding == Encoding::Json)];
+        slot.get_or_insert_with(|| WireFrame::encode(encoding, self.message))
+            .clone()
+    }
+}
+
+/// Where hosts and rooms send one session's frames. Nobody ever waits on it: a full queue
+/// is the sender's to handle (drop and resync, or disconnect).
 #[derive(Debug, Clone)]
 pub struct Outbox {
     /// The session's bounded queue.
     pub tx: mpsc::Sender<WireFrame>,
     /// The session's encoding.
     pub encoding: Encoding,
+}
+
+impl Outbox {
+    /// Queues `message` (encoded through `encoded`, shared by all recipients) without waiting.
+    pub fn offer(
+        &self,
+        encoded: &mut Encoded<'_>,
+    ) -> Result<(), mpsc::error::TrySendError<WireFrame>> {
+        self.tx.try_send(encoded.frame(self.encoding))
+    }
+
+    /// Queues an error frame without waiting; returns whether it was queued.
+    pub fn try_error(&self, code: ErrorCode, message: String) -> bool {
+        let error = ServerMessage::Error { code, message };
+        self.offer(&mut Encoded::new(&error)).is_ok()
+    }
 }
 
 /// Requests from sessions to a host.
@@ -250,7 +291,7 @@ impl Host {
                 "stream request refused: {message}"
             );
             if let Some(outbox) = self.outboxes.get(&sub) {
-                send_error(outbox, code, message);
+                outbox.try_error(code, message);
             }
         }
         if !self.stream.is_subscribed(sub) {
@@ -279,16 +320,12 @@ impl Host {
     /// Sends every pending frame; a full queue is reported back to the stream server.
     fn flush(&mut self) {
         while let Some(out) = self.stream.poll_output() {
-            let mut encoded: [Option<WireFrame>; 2] = [None, None];
+            let mut encoded = Encoded::new(&out.message);
             for sub in &out.to {
                 let Some(outbox) = self.outboxes.get(sub) else {
                     continue;
                 };
-                let slot = &mut encoded[usize::from(outbox.encoding == Encoding::Json)];
-                let frame = slot
-                    .get_or_insert_with(|| WireFrame::encode(outbox.encoding, &out.message))
-                    .clone();
-                match outbox.tx.try_send(frame) {
+                match outbox.offer(&mut encoded) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         self.dropped += 1;
@@ -330,9 +367,4 @@ impl Host {
 
 fn refusal(e: StreamError) -> (ErrorCode, String) {
     (e.code(), e.to_string())
-}
-
-fn send_error(outbox: &Outbox, code: ErrorCode, message: String) {
-    let frame = WireFrame::encode(outbox.encoding, &ServerMessage::Error { code, message });
-    let _ = outbox.tx.try_send(frame);
 }

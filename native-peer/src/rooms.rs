@@ -10,13 +10,13 @@ use multiverse_core::ids::{ClientId, MessageId, RoomId};
 use multiverse_core::room::{
     AccessPolicy, CursorPosition, Room, RoomConfig, RoomError, RoomOutput,
 };
-use multiverse_core::wire::{Encoding, ErrorCode, ServerMessage};
+use multiverse_core::wire::ServerMessage;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat_store::ChatStore;
 use crate::clock::Clock;
-use crate::host::WireFrame;
+use crate::host::{Encoded, Outbox};
 
 /// Room frames queued per connection before that connection is closed as too slow.
 pub const ROOM_OUTBOX_FRAMES: usize = 256;
@@ -29,9 +29,7 @@ type Registry = Arc<Mutex<HashMap<RoomId, mpsc::Sender<RoomCommand>>>>;
 #[derive(Debug, Clone)]
 pub struct RoomOutbox {
     /// The connection's room queue.
-    pub tx: mpsc::Sender<WireFrame>,
-    /// The connection's encoding.
-    pub encoding: Encoding,
+    pub queue: Outbox,
     /// Cancelled to close a connection whose queue overflowed.
     pub kick: CancellationToken,
 }
@@ -206,7 +204,7 @@ impl RoomTask {
                     self.outboxes.insert(member, outbox);
                 } else if let Err(e) = &result {
                     tracing::info!(room = %self.room.config().id, member, "join refused: {e}");
-                    send_error(&outbox, e.code(), e.to_string());
+                    outbox.queue.try_error(e.code(), e.to_string());
                     return;
                 }
                 (member, result)
@@ -244,7 +242,7 @@ impl RoomTask {
     fn refuse(&self, member: u64, e: &RoomError) {
         tracing::info!(room = %self.room.config().id, member, "request refused: {e}");
         if let Some(outbox) = self.outboxes.get(&member) {
-            send_error(outbox, e.code(), e.to_string());
+            outbox.queue.try_error(e.code(), e.to_string());
         }
     }
 
@@ -273,17 +271,13 @@ impl RoomTask {
     }
 
     fn deliver(&mut self, to: &[u64], message: &ServerMessage) {
-        let mut encoded: [Option<WireFrame>; 2] = [None, None];
+        let mut encoded = Encoded::new(message);
         let mut too_slow = Vec::new();
         for member in to {
             let Some(outbox) = self.outboxes.get(member) else {
                 continue;
             };
-            let slot = &mut encoded[usize::from(outbox.encoding == Encoding::Json)];
-            let frame = slot
-                .get_or_insert_with(|| WireFrame::encode(outbox.encoding, message))
-                .clone();
-            if let Err(mpsc::error::TrySendError::Full(_)) = outbox.tx.try_send(frame) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = outbox.queue.offer(&mut encoded) {
                 too_slow.push(*member);
             }
         }
@@ -308,13 +302,6 @@ impl RoomTask {
             .expect("summaries lock")
             .insert(config.id.clone(), summary);
     }
-}
-
-fn send_error(outbox: &RoomOutbox, code: ErrorCode, message: String) {
-    let _ = outbox.tx.try_send(WireFrame::encode(
-        outbox.encoding,
-        &ServerMessage::Error { code, message },
-    ));
 }
 
 fn wall_ms() -> u64 {

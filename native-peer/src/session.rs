@@ -14,7 +14,7 @@ use multiverse_core::stream::SubscriberId;
 use multiverse_core::wire::{ClientMessage, CloseCode, Encoding, ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 
-use crate::host::{HostCommand, Outbox, WireFrame, OUTBOX_FRAMES};
+use crate::host::{Encoded, HostCommand, Outbox, WireFrame, OUTBOX_FRAMES};
 use crate::rooms::{RoomCommand, RoomOutbox, ROOM_OUTBOX_FRAMES};
 use crate::Shared;
 
@@ -65,8 +65,10 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
         member: streams.sub.0,
         client: None,
         outbox: RoomOutbox {
-            tx: room_tx,
-            encoding,
+            queue: Outbox {
+                tx: room_tx,
+                encoding,
+            },
             kick: kick.clone(),
         },
         current: None,
@@ -238,11 +240,7 @@ async fn to_room(shared: &Shared, link: &mut RoomLink, request: RoomRequest, spa
                     code: ErrorCode::NotInRoom,
                     message: "join a room first (join_room)".into(),
                 };
-                reply(
-                    &link.outbox.tx,
-                    WireFrame::encode(link.outbox.encoding, &error),
-                    span,
-                );
+                reply(&link.outbox.queue, &error, span);
             }
         },
     }
@@ -261,11 +259,7 @@ async fn route(
             let list = ServerMessage::UniverseList {
                 universes: shared.universes.list(),
             };
-            reply(
-                &streams.outbox.tx,
-                WireFrame::encode(streams.outbox.encoding, &list),
-                span,
-            );
+            reply(&streams.outbox, &list, span);
             return;
         }
         ClientMessage::Subscribe {
@@ -313,11 +307,7 @@ async fn route(
                 "no universe {universe} on this peer; list_universes shows what is hosted"
             ),
         };
-        reply(
-            &streams.outbox.tx,
-            WireFrame::encode(streams.outbox.encoding, &error),
-            span,
-        );
+        reply(&streams.outbox, &error, span);
         return;
     };
     match &command {
@@ -351,8 +341,8 @@ fn close(code: CloseCode, reason: String) -> Message {
 
 /// Queues a direct answer to this session. Never waits: the session loop is the only reader of
 /// its own queue, so waiting on a full queue here would stall the session forever.
-fn reply(queue: &mpsc::Sender<WireFrame>, frame: WireFrame, span: &tracing::Span) {
-    if queue.try_send(frame).is_err() {
+fn reply(queue: &Outbox, message: &ServerMessage, span: &tracing::Span) {
+    if queue.offer(&mut Encoded::new(message)).is_err() {
         tracing::warn!(parent: span, "reply dropped: the client is not reading its queue");
     }
 }
