@@ -76,12 +76,16 @@ impl Net {
     }
 }
 
-/// Milliseconds since page load, monotonic.
-fn now() -> Moment {
-    let ms = web_sys::window()
+/// Milliseconds since page load, monotonic (`performance.now()`): the page's one clock.
+pub fn now_ms() -> f64 {
+    web_sys::window()
         .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now());
-    Moment::from_millis(ms as u64)
+        .map_or(0.0, |p| p.now())
+}
+
+/// [`now_ms`] as the core's [`Moment`].
+fn now() -> Moment {
+    Moment::from_millis(now_ms() as u64)
 }
 
 /// `ws://host/ws` (or `wss://` on https) for the origin this page came from.

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::canvas::{areas, Layout, Renderer};
 use crate::identity;
-use crate::net::Net;
+use crate::net::{now_ms as now, Net};
 use crate::room_model::{RoomModel, RoomSnapshot};
 use crate::room_panels::{new_message_id, ChatPanel, CursorList, MembersPanel, SharePanel};
 use crate::scene::{Camera, Scene};
@@ -47,12 +47,6 @@ struct Hud {
     seq: Option<u64>,
     interactive: bool,
     error: Option<String>,
-}
-
-fn now() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
 }
 
 #[component]
@@ -274,12 +268,13 @@ fn start_render_loop(
             .draw(&mut scene, main, second, layout, t, &cursors);
         let (w, h) = renderer.borrow().size();
         let main_area = areas(layout, w, h).0;
+        let last_error = scene.last_error.clone();
         if let Some(pane) = main.and_then(|id| scene.panes.get_mut(&id)) {
             let new = Hud {
                 entities: pane.mirror.len(),
                 seq: pane.mirror.seq(),
                 interactive: pane.interactive(),
-                error: None,
+                error: last_error,
             };
             let viewport = pane.camera.map(|c| c.viewport(main_area.w, main_area.h));
             if viewport.is_some()
@@ -293,10 +288,6 @@ fn start_render_loop(
                     viewport,
                 });
             }
-            let new = Hud {
-                error: scene.last_error.clone(),
-                ..new
-            };
             set_hud.maybe_update(|h| {
                 let changed = *h != new;
                 *h = new;

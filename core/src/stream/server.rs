@@ -477,7 +477,8 @@ impl StreamServer {
         if !group.interest.config.delta_only {
             group.seq += 1;
             let events = std::mem::take(&mut update.events);
-            self.send_snapshot(gid, group_members(&self.groups[&gid]), universe, events);
+            let members = self.groups[&gid].members.clone();
+            self.send_snapshot(gid, members, universe, events);
         } else {
             if !update.is_empty() {
                 group.seq += 1;
@@ -521,10 +522,6 @@ impl StreamServer {
         };
         self.emit(to, ServerMessage::Snapshot(Box::new(snapshot)));
     }
-}
-
-fn group_members(g: &Group) -> Vec<SubscriberId> {
-    g.members.clone()
 }
 
 fn sorted_states(group: &Group) -> Vec<EntityState> {
