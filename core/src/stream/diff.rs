@@ -99,6 +99,7 @@ pub(super) fn compute_update(
             scratch.gone.push(*index);
         }
     }
+    // Sorted by slot index, so `left` is ordered by id (binary-searched for events below).
     scratch.gone.sort_unstable();
     for index in &scratch.gone {
         let k = group.known.remove(index).expect("collected from known");
@@ -159,7 +160,7 @@ pub(super) fn compute_update(
         let relevant = |e: &UniverseEvent| match e.entity() {
             Some(id) => {
                 group.known.get(&id.index).is_some_and(|k| k.state.id == id)
-                    || update.left.contains(&id)
+                    || update.left.binary_search(&id).is_ok()
             }
             None => match e {
                 UniverseEvent::Custom { at: Some(at), .. } => {
