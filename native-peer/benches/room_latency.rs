@@ -7,9 +7,14 @@
 //!
 //! One member moves its cursor every 50 ms and sends a chat message every 250 ms (chat is
 //! limited to 5 messages per second per member); the other 99 record how long each took to
-//! reach them. Chat is stored durably (fsync) before it is
-//! relayed, so it runs twice: with the data dir on disk and on tmpfs (/dev/shm), which shows
-//! the relay path without the disk.
+//! reach them. The peer is the release binary in its own process; the clients share one
+//! thread of this process. Chat is stored durably (fsync) before it is relayed, so the
+//! streaming case runs twice: data dir on disk and on tmpfs (/dev/shm). A "floor" row runs
+//! the same fan-out through the simplest relay possible (raw TCP, one thread, no WebSocket)
+//! to show what this machine allows at all; a last row runs without the universe stream.
+//!
+//! `BENCH_CLIENTS=n` changes the room size; `BENCH_PEER_THREADS=n` sets the peer's tokio
+//! worker threads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +33,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const CLIENTS: usize = 100;
+
+/// Members in the room (`BENCH_CLIENTS` overrides [`CLIENTS`], to see how latency scales).
+fn clients() -> usize {
+    std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CLIENTS)
+        .clamp(2, 1000)
+}
 /// Cursor moves sent (20 Hz, the rate a pointer is sampled at before the 30 Hz cap).
 const CURSOR_SENDS: u32 = 200;
 /// Chat messages sent (one every 5th tick: 4 Hz, within the per-member chat limit of 5/s).
@@ -64,7 +78,16 @@ async fn member(addr: std::net::SocketAddr, n: u128, universe: Option<UniverseId
         "sec-websocket-protocol",
         "multiverse.v1.bin".parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(
+            tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(16 * 1024),
+        ),
+        true,
+    )
+    .await
+    .unwrap();
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         display_name: format!("m{n}"),
@@ -98,16 +121,60 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(label: &str, data_dir: std::path::PathBuf) {
-    let config = multiverse_peer::Config::new(&data_dir)
-        .with_bind("127.0.0.1:0".parse().unwrap())
-        .with_dist_dir(&data_dir);
-    let peer = multiverse_peer::bind(config).await.unwrap();
-    let addr = peer.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(peer.serve(async {
-        let _ = stopped.await;
-    }));
+/// The peer under test, as its own process (so the clients' work is not counted as the peer's).
+struct PeerProcess(std::process::Child);
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the release peer binary on 127.0.0.1 with an ephemeral port; returns its address.
+fn start_peer(data_dir: &std::path::Path) -> (PeerProcess, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let dir = data_dir.to_str().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_multiverse-peer"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir,
+            "--dist",
+            dir,
+            "--log",
+            "warn",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .envs(
+            std::env::var("BENCH_PEER_THREADS")
+                .ok()
+                .map(|n| ("TOKIO_WORKER_THREADS", n)),
+        )
+        .spawn()
+        .expect("start the peer binary");
+    let stdout = child.stdout.take().unwrap();
+    let child = PeerProcess(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref().take(20) {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("http://") {
+            let addr = rest.split('/').next().unwrap().parse().unwrap();
+            // Keep reading so the peer's later output (warnings) never meets a closed pipe.
+            std::thread::spawn(move || {
+                lines
+                    .map_while(Result::ok)
+                    .for_each(|l| eprintln!("[peer] {l}"))
+            });
+            return (child, addr);
+        }
+    }
+    panic!("the peer printed no room link");
+}
+
+async fn run(label: &str, data_dir: std::path::PathBuf, stream: bool) {
+    let (_peer, addr) = start_peer(&data_dir);
     let list: serde_json::Value = serde_json::from_str(
         &reqwest::get(format!("http://{addr}/api/universes"))
             .await
@@ -133,52 +200,47 @@ async fn run(label: &str, data_dir: std::path::PathBuf) {
 
     let chat_sent: Sent = Arc::default();
     let cursor_sent: Sent = Arc::default();
-    let chat_lat = Arc::new(Mutex::new(Vec::new()));
-    let cursor_lat = Arc::new(Mutex::new(Vec::new()));
-    let sender = member(addr, 0, Some(sandbox)).await;
+    let sender = member(addr, 0, stream.then_some(sandbox)).await;
+    let expected_chats = (CURSOR_SENDS / CHAT_EVERY) as usize;
     let mut readers = Vec::new();
-    for n in 1..CLIENTS {
-        let mut ws = member(addr, n as u128, Some(sandbox)).await;
-        let (chat_sent, cursor_sent, chat_lat, cursor_lat) = (
-            chat_sent.clone(),
-            cursor_sent.clone(),
-            chat_lat.clone(),
-            cursor_lat.clone(),
-        );
+    for n in 1..clients() {
+        let mut ws = member(addr, n as u128, stream.then_some(sandbox)).await;
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(500 + 50 * u64::from(CURSOR_SENDS) + 2000)
-            + Duration::from_secs(CLIENTS as u64 / 10);
+            + Duration::from_secs(clients() as u64 / 10);
+        // Each reader notes (what, when) as a frame arrives, before decoding it, and keeps
+        // its notes to itself until the end: the clients share one thread, so any work
+        // they do per frame would be counted as the peer's latency.
         readers.push(tokio::spawn(async move {
-            let (mut chats, mut cursors) = (0, 0);
-            loop {
-                match tokio::time::timeout_at(deadline, next(&mut ws)).await {
+            let (mut chats, mut cursors) = (Vec::new(), Vec::new());
+            let stop = tokio::time::sleep_until(deadline);
+            tokio::pin!(stop);
+            while chats.len() < expected_chats || cursors.len() < CURSOR_SENDS as usize {
+                let frame = tokio::select! {
+                    _ = &mut stop => break,
+                    frame = ws.next() => frame,
+                };
+                let arrived = Instant::now();
+                let bytes = match frame {
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(_)) => continue,
+                    _ => break,
+                };
+                match codec().decode(&bytes) {
                     Ok(ServerMessage::Chat(m)) => {
-                        let at = chat_sent
-                            .lock()
-                            .unwrap()
-                            .get(&m.text.parse::<u32>().unwrap())
-                            .copied();
-                        if let Some(t) = at {
-                            chat_lat.lock().unwrap().push(t.elapsed());
-                        }
-                        chats += 1;
+                        chats.push((m.text.parse::<u32>().unwrap(), arrived));
                     }
                     Ok(ServerMessage::Cursors { cursors: list }) => {
                         for c in list {
                             if let Some(CursorPosition::World { at, .. }) = c.position {
-                                if let Some(t) =
-                                    cursor_sent.lock().unwrap().get(&(at.x as u32)).copied()
-                                {
-                                    cursor_lat.lock().unwrap().push(t.elapsed());
-                                }
-                                cursors += 1;
+                                cursors.push((at.x as u32, arrived));
                             }
                         }
                     }
-                    Ok(_) => {}
-                    Err(_) => break,
+                    _ => {}
                 }
             }
+            let _ = ws.close(None).await;
             (chats, cursors)
         }));
     }
@@ -211,45 +273,142 @@ async fn run(label: &str, data_dir: std::path::PathBuf) {
         cursor_sent.lock().unwrap().insert(i, Instant::now());
         sink.send(Message::Binary(cursor.into())).await.unwrap();
     }
-    let mut received = (0, 0);
+    let latencies = |notes: &[(u32, Instant)], sent: &Sent| -> Vec<Duration> {
+        let sent = sent.lock().unwrap();
+        notes
+            .iter()
+            .filter_map(|(key, arrived)| Some(arrived.duration_since(*sent.get(key)?)))
+            .collect()
+    };
+    let (mut chat, mut cursor) = (Vec::new(), Vec::new());
     for r in readers {
-        if let Ok((c, k)) = r.await {
-            received = (received.0 + c, received.1 + k);
+        if let Ok((chats, cursors)) = r.await {
+            chat.extend(latencies(&chats, &chat_sent));
+            cursor.extend(latencies(&cursors, &cursor_sent));
         }
     }
-    let expected = (CLIENTS - 1) as u32;
+    let expected = clients() - 1;
     eprintln!(
         "[bench] delivered {} of {} chat and {} of {} cursor messages",
-        received.0,
-        expected * CURSOR_SENDS / CHAT_EVERY,
-        received.1,
-        expected * CURSOR_SENDS
+        chat.len(),
+        expected * expected_chats,
+        cursor.len(),
+        expected * CURSOR_SENDS as usize
     );
     drain.abort();
-    let (mut chat, mut cursor) = (
-        chat_lat.lock().unwrap().clone(),
-        cursor_lat.lock().unwrap().clone(),
-    );
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "{label:<34} chat: {:>6} deliveries p50 {:>6.3} ms p99 {:>6.3} ms | cursor: {:>6} deliveries p50 {:>6.3} ms p99 {:>6.3} ms",
         chat.len(), ms(percentile(&mut chat, 0.5)), ms(percentile(&mut chat, 0.99)),
         cursor.len(), ms(percentile(&mut cursor, 0.5)), ms(percentile(&mut cursor, 0.99)),
     );
-    let _ = stop.send(());
-    let _ = server.await;
 }
 
-#[tokio::main]
+/// The floor this machine sets: the same fan-out (one sender, `clients() - 1` readers, 20 Hz)
+/// through the simplest relay there is — raw TCP, 4-byte messages, one thread that writes
+/// each message straight to every reader socket. No WebSocket, no room, no actors.
+async fn floor() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let readers_wanted = clients() - 1;
+    let relay = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (mut sender, _) = listener.accept().await.unwrap();
+            sender.set_nodelay(true).unwrap();
+            let mut readers = Vec::new();
+            for _ in 0..readers_wanted {
+                let (s, _) = listener.accept().await.unwrap();
+                s.set_nodelay(true).unwrap();
+                readers.push(s);
+            }
+            let mut buf = [0u8; 4];
+            while sender.read_exact(&mut buf).await.is_ok() {
+                for r in &mut readers {
+                    let _ = r.write_all(&buf).await;
+                }
+            }
+        });
+    });
+    let mut sender = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sender.set_nodelay(true).unwrap();
+    let sent: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
+    let mut readers = Vec::new();
+    for _ in 0..readers_wanted {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        readers.push(tokio::spawn(async move {
+            let mut notes = Vec::new();
+            let mut buf = [0u8; 4];
+            while notes.len() < CURSOR_SENDS as usize {
+                let read = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf));
+                match read.await {
+                    Ok(Ok(_)) => notes.push((u32::from_le_bytes(buf), Instant::now())),
+                    _ => break,
+                }
+            }
+            notes
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..CURSOR_SENDS {
+        tick.tick().await;
+        sent.lock().unwrap().insert(i, Instant::now());
+        sender.write_all(&i.to_le_bytes()).await.unwrap();
+    }
+    let mut lat = Vec::new();
+    for r in readers {
+        let notes = r.await.unwrap();
+        let sent = sent.lock().unwrap();
+        lat.extend(
+            notes
+                .iter()
+                .filter_map(|(k, at)| Some(at.duration_since(*sent.get(k)?))),
+        );
+    }
+    drop(sender);
+    let _ = relay.join();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{:<34} raw:  {:>6} deliveries p50 {:>6.3} ms p99 {:>6.3} ms",
+        "floor: raw TCP relay, one thread",
+        lat.len(),
+        ms(percentile(&mut lat, 0.5)),
+        ms(percentile(&mut lat, 0.99)),
+    );
+}
+
+/// The clients share one thread, so the peer process has the other core to itself.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    println!("{CLIENTS} clients in one room, all streaming the sandbox; one sends {} chat messages (4 Hz) and {CURSOR_SENDS} cursor moves (20 Hz)", CURSOR_SENDS / CHAT_EVERY);
+    println!("{} clients in one room, all streaming the sandbox; one sends {} chat messages (4 Hz) and {CURSOR_SENDS} cursor moves (20 Hz)", clients(), CURSOR_SENDS / CHAT_EVERY);
     let disk = tempfile::tempdir().unwrap();
-    run("chat stored on disk (fsync)", disk.path().to_path_buf()).await;
+    run(
+        "streaming, chat on disk (fsync)",
+        disk.path().to_path_buf(),
+        true,
+    )
+    .await;
     if std::path::Path::new("/dev/shm").is_dir() {
         let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-        run("chat stored on tmpfs", shm.path().to_path_buf()).await;
+        run("streaming, chat on tmpfs", shm.path().to_path_buf(), true).await;
     }
+    floor().await;
+    let quiet = tempfile::tempdir().unwrap();
+    run(
+        "no stream, chat on disk (fsync)",
+        quiet.path().to_path_buf(),
+        false,
+    )
+    .await;
 }

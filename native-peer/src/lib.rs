@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use multiverse_core::ids::{PeerId, RoomId};
 use multiverse_core::session::{PeerIdentity, SessionConfig};
 use tokio::net::TcpListener;
@@ -229,7 +230,14 @@ impl Peer {
             tracing::info!("shutting down");
             token.cancel();
         };
-        axum::serve(self.listener, app)
+        // Chat, cursors and stream deltas are small frames that must leave at once: Nagle's
+        // algorithm would hold them back behind unacknowledged bytes.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await?;
         shared.shutdown.cancel();

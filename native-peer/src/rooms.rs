@@ -178,6 +178,13 @@ impl RoomTask {
                     None => break,
                 },
             }
+            // A batch that is already due (the first cursor move after a quiet spell) goes out
+            // now rather than after a trip through the timer wheel, which rounds up to the
+            // next millisecond.
+            let now = self.clock.now();
+            if self.room.poll_timeout().is_some_and(|t| t <= now) {
+                self.room.handle_timeout(now);
+            }
             self.flush().await;
             self.publish();
             empty_since = match (self.room.is_empty(), empty_since) {
