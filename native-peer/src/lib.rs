@@ -14,7 +14,8 @@
 //! | [`host`] | one task per universe: ticks it, streams it, fans frames out without blocking |
 //! | [`universes`] | the hosted universes (the demos: sandbox, aquarium, galaxy) |
 //! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites |
-//! | [`chat_store`] | durable chat history (`ChatStore`; a JSON-lines file per room for now) |
+//! | [`chat_store`] | the `ChatStore` seam rooms write chat through |
+//! | [`store`] | the redb store: universes, worlds, users, rooms, chat |
 //! | [`identity`] | the stable `PeerId` kept in the data dir |
 //! | [`links`] | room links for every LAN address |
 //! | [`clock`] | tokio time ↔ core `Moment` |
@@ -42,6 +43,7 @@ pub mod identity;
 pub mod links;
 pub mod rooms;
 pub mod session;
+pub mod store;
 pub mod universes;
 
 use std::future::Future;
@@ -83,6 +85,9 @@ pub enum PeerError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
     /// Serving failed after start-up.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -167,15 +172,10 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
     }
     let shutdown = CancellationToken::new();
     let universes = universes::Universes::start_demos(peer_id, &shutdown);
-    let chat_dir = config.data_dir.join("chat");
-    let store =
-        chat_store::FileChatStore::open(chat_dir.clone()).map_err(|source| PeerError::DataDir {
-            path: chat_dir,
-            source,
-        })?;
+    let store = Arc::new(store::Store::open(&config.data_dir)?);
     let clock = clock::Clock::start();
     let sandbox = universes.list().first().map(|u| u.id);
-    let rooms = rooms::Rooms::new(Arc::new(store), clock, shutdown.clone(), sandbox);
+    let rooms = rooms::Rooms::new(store.clone(), clock, shutdown.clone(), sandbox);
     let shared = Arc::new(Shared {
         identity: PeerIdentity {
             peer_id,

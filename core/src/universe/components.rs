@@ -141,7 +141,7 @@ pub enum PropValue {
 }
 
 /// Everything an entity is: the components streamed to viewers plus how it moves.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
 pub struct Entity {
     /// The entity type, used by stream filters ("fish", "star", "avatar", …).
     pub kind: String,

@@ -6,18 +6,22 @@
 //! every entity each tick. Positions are compared after quantisation instead (see
 //! [`crate::stream`]).
 
+mod bus;
 mod components;
 mod demo;
 mod interact;
 mod sim;
+mod snapshot;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use bus::{EventBus, EventKind};
 pub use components::{Entity, PropValue, Rect, Renderable, Shape, Vec2};
 pub use demo::{demo_universe, DemoKind};
 pub use interact::{RIPPLE_RADIUS, SPAWN_LIMIT_PER_USER};
+pub use snapshot::{SavedEntity, SnapshotError, UniverseSnapshot, SNAPSHOT_FORMAT};
 
 use crate::ids::{EntityId, UniverseId};
 use crate::rng::Rng;

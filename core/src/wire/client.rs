@@ -42,6 +42,20 @@ pub enum ClientMessage {
         /// Which universe.
         universe: UniverseId,
     },
+    /// Proves who the user is with the session token `POST /api/session` issued; answered
+    /// by `authenticated`. Until then the connection acts for nobody in particular.
+    Authenticate {
+        /// The signed session token.
+        token: String,
+    },
+    /// Chooses which events of a universe this connection receives as `events` messages
+    /// (the universe's event bus); an empty list stops them.
+    SubscribeEvents {
+        /// Which universe.
+        universe: UniverseId,
+        /// The kinds wanted.
+        kinds: Vec<crate::universe::EventKind>,
+    },
     /// Moves the viewport of a subscription (pan and zoom).
     SetViewport {
         /// Which universe.

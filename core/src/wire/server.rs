@@ -47,6 +47,20 @@ pub enum ServerMessage {
     Snapshot(Box<Snapshot>),
     /// Changes to a subscription's view.
     Update(Box<StreamUpdate>),
+    /// The session token was valid: this connection now acts for `user`.
+    Authenticated {
+        /// The user.
+        user: crate::ids::UserId,
+    },
+    /// Events from a universe's event bus, in the order they happened.
+    Events {
+        /// The universe.
+        universe: UniverseId,
+        /// The tick they happened by.
+        tick: u64,
+        /// What happened.
+        events: Vec<crate::universe::UniverseEvent>,
+    },
     /// A subscription ended.
     Unsubscribed {
         /// The universe.
@@ -177,6 +191,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A field is out of range (empty or over-long chat, bad cursor, bad invite).
     InvalidRequest,
+    /// The session token is forged, damaged or from another peer.
+    InvalidToken,
 }
 
 impl ErrorCode {
