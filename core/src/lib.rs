@@ -39,3 +39,5 @@ pub mod stream;
 mod testing;
 pub mod universe;
 pub mod wire;
+#[cfg(feature = "json")]
+pub mod world;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use multiverse_core::ids::RoomId;
 use multiverse_core::session::SessionConfig;
@@ -13,7 +14,7 @@ pub struct Config {
     /// Address to listen on. Default `0.0.0.0:8080`: reachable from the LAN, which is the
     /// point of a peer. Tests use `127.0.0.1:0`.
     pub bind: SocketAddr,
-    /// Where the peer keeps its identity and (later) its store. Default `./data`.
+    /// Where the peer keeps its identity, session key and store. Default `./data`.
     pub data_dir: PathBuf,
     /// The name shown to clients and other peers. Default: the host name.
     pub name: String,
@@ -23,6 +24,13 @@ pub struct Config {
     pub default_room: RoomId,
     /// Handshake and protocol-discipline tunables for client sessions.
     pub session: SessionConfig,
+    /// Folder of extra templates (`<name>/manifest.json` + `entities.json`). Default
+    /// `./worlds`; a missing folder just means no extra templates.
+    pub templates_dir: PathBuf,
+    /// How often open worlds are saved. Default 30 s.
+    pub autosave: Duration,
+    /// How long an anonymous user's world may sit unused before it is deleted. Default 24 h.
+    pub anonymous_ttl: Duration,
 }
 
 impl Config {
@@ -35,7 +43,23 @@ impl Config {
             dist_dir: PathBuf::from("dist"),
             default_room: RoomId::new("sandbox").expect("a valid room id"),
             session: SessionConfig::default(),
+            templates_dir: PathBuf::from("worlds"),
+            autosave: Duration::from_secs(30),
+            anonymous_ttl: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// Sets the templates folder.
+    pub fn with_templates_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.templates_dir = dir.into();
+        self
+    }
+
+    /// Sets the autosave interval and the anonymous-world time to live.
+    pub fn with_world_timers(mut self, autosave: Duration, anonymous_ttl: Duration) -> Self {
+        self.autosave = autosave;
+        self.anonymous_ttl = anonymous_ttl;
+        self
     }
 
     /// Sets the listen address.

@@ -15,7 +15,9 @@ use multiverse_core::ids::UserId;
 use multiverse_core::stream::{
     Interaction, StreamConfiguration, StreamError, StreamServer, SubscriberId, ViewMode,
 };
-use multiverse_core::universe::{Rect, Universe, UniverseInfo};
+use multiverse_core::universe::{
+    EventBus, EventKind, Rect, Universe, UniverseInfo, UniverseSnapshot,
+};
 use multiverse_core::wire::{
     Codec, Encoding, ErrorCode, Frame, ServerMessage, MAX_SERVER_FRAME_BYTES,
 };
@@ -129,6 +131,21 @@ pub enum HostCommand {
     Interact(SubscriberId, Interaction),
     /// Report per-subscriber view sizes.
     Views(oneshot::Sender<Vec<SubscriberView>>),
+    /// Choose which events of the universe's event bus a session receives.
+    SubscribeEvents {
+        /// The session's subscriber number.
+        sub: SubscriberId,
+        /// Kinds wanted (empty: none).
+        kinds: Vec<EventKind>,
+        /// Where `events` messages go.
+        outbox: Outbox,
+    },
+    /// Copy the universe as it is now (for saving).
+    Snapshot(oneshot::Sender<UniverseSnapshot>),
+    /// Put another universe in its place (reload from a save); every viewer is resynced.
+    Replace(Box<Universe>),
+    /// Tell every viewer why, then stop (the world was deleted).
+    Stop(String),
 }
 
 /// What `/api/universes/{id}/views` reports for one subscriber.
@@ -153,7 +170,14 @@ pub struct HostStats {
     pub last_tick_micros: u64,
     /// Frames dropped because a session's queue was full, since start.
     pub dropped_frames: u64,
+    /// Moving average of the tick duration (1/32 weight per tick), microseconds.
+    pub avg_tick_micros: u64,
+    /// Longest tick of the last [`MAX_WINDOW_TICKS`] ticks, microseconds.
+    pub max_tick_micros: u64,
 }
+
+/// Ticks over which [`HostStats::max_tick_micros`] is taken.
+pub const MAX_WINDOW_TICKS: u64 = 200;
 
 /// A handle to a running host.
 #[derive(Debug, Clone)]
@@ -173,6 +197,8 @@ pub fn spawn(universe: Universe, stream: StreamServer, shutdown: CancellationTok
         groups: 0,
         last_tick_micros: 0,
         dropped_frames: 0,
+        avg_tick_micros: 0,
+        max_tick_micros: 0,
     };
     let (stats_tx, stats_rx) = watch::channel(stats);
     let host = Host {
@@ -181,6 +207,9 @@ pub fn spawn(universe: Universe, stream: StreamServer, shutdown: CancellationTok
         outboxes: BTreeMap::new(),
         history: BTreeMap::new(),
         dropped: 0,
+        bus: EventBus::default(),
+        bus_outboxes: BTreeMap::new(),
+        timing: Timing::default(),
     };
     tokio::spawn(host.run(rx, stats_tx, shutdown));
     HostHandle {
@@ -195,6 +224,38 @@ struct Host {
     outboxes: BTreeMap<SubscriberId, Outbox>,
     history: BTreeMap<SubscriberId, VecDeque<(u64, usize)>>,
     dropped: u64,
+    bus: EventBus<SubscriberId>,
+    bus_outboxes: BTreeMap<SubscriberId, Outbox>,
+    timing: Timing,
+}
+
+/// Tick-duration statistics.
+#[derive(Debug, Default)]
+struct Timing {
+    ticks: u64,
+    avg_micros: f64,
+    window_max: u64,
+    last_window_max: u64,
+}
+
+impl Timing {
+    fn record(&mut self, micros: u64) {
+        self.ticks += 1;
+        self.avg_micros = if self.ticks == 1 {
+            micros as f64
+        } else {
+            self.avg_micros + (micros as f64 - self.avg_micros) / 32.0
+        };
+        self.window_max = self.window_max.max(micros);
+        if self.ticks.is_multiple_of(MAX_WINDOW_TICKS) {
+            self.last_window_max = self.window_max;
+            self.window_max = 0;
+        }
+    }
+
+    fn max(&self) -> u64 {
+        self.window_max.max(self.last_window_max)
+    }
 }
 
 impl Host {
@@ -216,10 +277,15 @@ impl Host {
                     self.universe.step();
                     let events = self.universe.drain_events();
                     self.stream.handle_tick(&self.universe, &events);
+                    self.publish_events(&events);
                     self.flush();
                     self.publish(&stats, started.elapsed());
                 }
                 command = commands.recv() => match command {
+                    Some(HostCommand::Stop(reason)) => {
+                        self.stop(&reason);
+                        return;
+                    }
                     Some(command) => {
                         self.handle(command);
                         self.flush();
@@ -268,8 +334,34 @@ impl Host {
             HostCommand::Remove(sub) => {
                 self.stream.remove(sub);
                 self.forget(sub);
+                self.bus.unsubscribe(&sub);
+                self.bus_outboxes.remove(&sub);
                 return;
             }
+            HostCommand::SubscribeEvents { sub, kinds, outbox } => {
+                self.bus.subscribe(sub, kinds.iter().copied());
+                if kinds.is_empty() {
+                    self.bus_outboxes.remove(&sub);
+                } else {
+                    self.bus_outboxes.insert(sub, outbox);
+                }
+                return;
+            }
+            HostCommand::Snapshot(reply) => {
+                let _ = reply.send(self.universe.snapshot());
+                return;
+            }
+            HostCommand::Replace(universe) => {
+                self.universe = *universe;
+                let subs: Vec<SubscriberId> = self.outboxes.keys().copied().collect();
+                for sub in subs {
+                    if let Err(e) = self.stream.resync(sub, &self.universe) {
+                        tracing::debug!(subscriber = sub.0, "no resync after reload: {e}");
+                    }
+                }
+                return;
+            }
+            HostCommand::Stop(_) => return,
             HostCommand::Interact(sub, interaction) => (sub, self.interact(sub, &interaction)),
             HostCommand::Views(reply) => {
                 let views = self
@@ -354,13 +446,52 @@ impl Host {
         }
     }
 
-    fn publish(&self, stats: &watch::Sender<HostStats>, took: Duration) {
+    /// Hands this tick's events to the event bus subscribers (best effort: a full queue
+    /// drops the batch, as events are notifications, not state).
+    fn publish_events(&mut self, events: &[multiverse_core::universe::UniverseEvent]) {
+        if self.bus.is_empty() {
+            return;
+        }
+        let universe = self.universe.config().id;
+        let tick = self.universe.tick();
+        for (sub, events) in self.bus.publish(events) {
+            let Some(outbox) = self.bus_outboxes.get(&sub) else {
+                continue;
+            };
+            let message = ServerMessage::Events {
+                universe,
+                tick,
+                events,
+            };
+            if outbox.offer(&mut Encoded::new(&message)).is_err() {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    fn stop(&mut self, reason: &str) {
+        let message = ServerMessage::Unsubscribed {
+            universe: self.universe.config().id,
+            reason: reason.to_owned(),
+        };
+        let mut encoded = Encoded::new(&message);
+        for outbox in self.outboxes.values() {
+            let _ = outbox.offer(&mut encoded);
+        }
+        tracing::info!(universe = %self.universe.config().id, "host stopped: {reason}");
+    }
+
+    fn publish(&mut self, stats: &watch::Sender<HostStats>, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.timing.record(micros);
         stats.send_replace(HostStats {
             info: UniverseInfo::of(&self.universe),
             subscribers: self.stream.subscriber_count(),
             groups: self.stream.group_count(),
-            last_tick_micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            last_tick_micros: micros,
             dropped_frames: self.dropped,
+            avg_tick_micros: self.timing.avg_micros.round() as u64,
+            max_tick_micros: self.timing.max(),
         });
     }
 }

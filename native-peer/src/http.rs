@@ -35,6 +35,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/rooms", get(list_rooms))
         .route("/api/universes/{id}", get(universe_stats))
         .route("/api/universes/{id}/views", get(universe_views))
+        .merge(crate::api::routes())
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .fallback_service(files)
@@ -70,6 +71,17 @@ pub struct ApiError {
     message: String,
 }
 
+impl ApiError {
+    /// An error answer with an HTTP status, a stable code and a message for people.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(serde_json::json!({ "error": self.code, "message": self.message }));
@@ -77,7 +89,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn host_of<'a>(shared: &'a Shared, id: &str) -> Result<&'a crate::host::HostHandle, ApiError> {
+fn host_of(shared: &Shared, id: &str) -> Result<crate::host::HostHandle, ApiError> {
     let unknown = |message: String| ApiError {
         status: StatusCode::NOT_FOUND,
         code: "unknown_universe",
@@ -103,7 +115,7 @@ async fn universe_stats(State(shared): State<Arc<Shared>>, Path(id): Path<String
 /// `GET /api/universes/{id}/views`: per subscriber, the mirror size after each recent frame.
 async fn universe_views(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let host = match host_of(&shared, &id) {
-        Ok(host) => host.clone(),
+        Ok(host) => host,
         Err(e) => return e.into_response(),
     };
     let (reply, answer) = tokio::sync::oneshot::channel();

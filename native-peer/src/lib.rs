@@ -12,7 +12,11 @@
 //! | [`http`] | axum router: static client with SPA fallback, `/ws`, `/healthz`, 404s |
 //! | [`session`] | one task per WebSocket driving a core `ClientSession`, routing stream requests |
 //! | [`host`] | one task per universe: ticks it, streams it, fans frames out without blocking |
-//! | [`universes`] | the hosted universes (the demos: sandbox, aquarium, galaxy) |
+//! | [`universes`] | the hosted universes: public demos and users' worlds |
+//! | [`templates`] | read-only templates: built-in plus the templates folder |
+//! | [`worlds`] | users' worlds: create from a template, save, reload, delete, autosave, expiry |
+//! | [`auth`] | signed session tokens (HMAC-SHA256, key in the data dir) |
+//! | [`api`] | the REST API of docs/API.md: sessions, templates, worlds, stats, metrics |
 //! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites |
 //! | [`chat_store`] | the `ChatStore` seam rooms write chat through |
 //! | [`store`] | the redb store: universes, worlds, users, rooms, chat |
@@ -34,6 +38,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod auth;
 pub mod chat_store;
 pub mod clock;
 pub mod config;
@@ -44,7 +50,9 @@ pub mod links;
 pub mod rooms;
 pub mod session;
 pub mod store;
+pub mod templates;
 pub mod universes;
+pub mod worlds;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,6 +120,16 @@ pub struct Shared {
     pub universes: universes::Universes,
     /// The live rooms.
     pub rooms: rooms::Rooms,
+    /// The durable store.
+    pub store: Arc<store::Store>,
+    /// Read-only templates.
+    pub templates: templates::Templates,
+    /// Issues and checks session tokens.
+    pub keys: auth::SessionKeys,
+    /// When the peer started.
+    pub started: std::time::Instant,
+    autosave: Duration,
+    anonymous_ttl: Duration,
     connections: AtomicUsize,
     subscribers: AtomicU64,
 }
@@ -171,8 +189,11 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         );
     }
     let shutdown = CancellationToken::new();
-    let universes = universes::Universes::start_demos(peer_id, &shutdown);
     let store = Arc::new(store::Store::open(&config.data_dir)?);
+    let keys = auth::SessionKeys::load_or_create(&config.data_dir).map_err(data_dir_error)?;
+    let templates = templates::Templates::load(&config.templates_dir);
+    // Hosts outlive the shutdown signal until the final save (see `Peer::serve`).
+    let universes = universes::Universes::start_demos(peer_id, &CancellationToken::new());
     let clock = clock::Clock::start();
     let sandbox = universes.list().first().map(|u| u.id);
     let rooms = rooms::Rooms::new(store.clone(), clock, shutdown.clone(), sandbox);
@@ -188,9 +209,19 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         tracker: TaskTracker::new(),
         universes,
         rooms,
+        store,
+        templates,
+        keys,
+        started: std::time::Instant::now(),
+        autosave: config.autosave,
+        anonymous_ttl: config.anonymous_ttl,
         connections: AtomicUsize::new(0),
         subscribers: AtomicU64::new(0),
     });
+    let worlds = worlds::restore_all(&shared)?;
+    if worlds > 0 {
+        tracing::info!("brought back {worlds} worlds");
+    }
     Ok(Peer {
         listener,
         local_addr,
@@ -224,6 +255,11 @@ impl Peer {
     ) -> Result<(), PeerError> {
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
+        let maintenance = tokio::spawn(worlds::maintain(
+            shared.clone(),
+            shared.autosave,
+            shared.anonymous_ttl,
+        ));
         let app = http::router(self.shared);
         let signal = async move {
             shutdown.await;
@@ -248,6 +284,10 @@ impl Peer {
         {
             tracing::warn!("some sessions did not finish within {SHUTDOWN_GRACE:?}");
         }
+        let _ = maintenance.await;
+        let saved = worlds::save_all(&shared).await;
+        tracing::info!("saved {saved} worlds");
+        shared.universes.stop_all();
         Ok(())
     }
 }

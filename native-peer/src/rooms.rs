@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use multiverse_core::ids::{ClientId, MessageId, RoomId};
+use multiverse_core::ids::{ClientId, MessageId, RoomId, UniverseId};
 use multiverse_core::room::{
     AccessPolicy, CursorPosition, Room, RoomConfig, RoomError, RoomOutput,
 };
@@ -87,7 +87,8 @@ pub struct Rooms {
     store: Arc<dyn ChatStore>,
     clock: Clock,
     shutdown: CancellationToken,
-    default_universe: Option<multiverse_core::ids::UniverseId>,
+    default_universe: Option<UniverseId>,
+    bindings: Mutex<HashMap<RoomId, UniverseId>>,
 }
 
 impl Rooms {
@@ -96,7 +97,7 @@ impl Rooms {
         store: Arc<dyn ChatStore>,
         clock: Clock,
         shutdown: CancellationToken,
-        default_universe: Option<multiverse_core::ids::UniverseId>,
+        default_universe: Option<UniverseId>,
     ) -> Self {
         Rooms {
             live: Arc::default(),
@@ -105,6 +106,7 @@ impl Rooms {
             clock,
             shutdown,
             default_universe,
+            bindings: Mutex::default(),
         }
     }
 
@@ -118,7 +120,24 @@ impl Rooms {
             tracing::error!(room = %id, "cannot load chat history: {e}");
             Vec::new()
         });
-        let room = Room::new(RoomConfig::new(id.clone(), self.default_universe), history);
+        let settings = self.store.load_settings(id).unwrap_or_else(|e| {
+            tracing::error!(room = %id, "cannot load room settings: {e}");
+            None
+        });
+        let bound = self
+            .bindings
+            .lock()
+            .expect("bindings lock")
+            .get(id)
+            .copied();
+        let universe = bound.or(self.default_universe);
+        let room = match settings {
+            Some(mut record) => {
+                record.config.universe = universe;
+                Room::from_record(record, history)
+            }
+            None => Room::new(RoomConfig::new(id.clone(), universe), history),
+        };
         let (tx, rx) = mpsc::channel(1024);
         let task = RoomTask {
             room,
@@ -131,6 +150,33 @@ impl Rooms {
         tokio::spawn(task.run(rx, self.shutdown.clone()));
         live.insert(id.clone(), tx.clone());
         tx
+    }
+
+    /// Makes room `room` show `universe` (a world's room) when it next starts.
+    pub fn bind(&self, room: RoomId, universe: UniverseId) {
+        self.bindings
+            .lock()
+            .expect("bindings lock")
+            .insert(room, universe);
+    }
+
+    /// Forgets a binding (the world was deleted).
+    pub fn unbind(&self, room: &RoomId) {
+        self.bindings.lock().expect("bindings lock").remove(room);
+    }
+
+    /// The universe a room is bound to, if it is a world's room.
+    pub fn binding(&self, room: &RoomId) -> Option<UniverseId> {
+        self.bindings
+            .lock()
+            .expect("bindings lock")
+            .get(room)
+            .copied()
+    }
+
+    /// Rooms running now.
+    pub fn live_count(&self) -> usize {
+        self.summaries.lock().expect("summaries lock").len()
     }
 
     /// Public rooms with members.
@@ -270,6 +316,14 @@ impl RoomTask {
                         }
                         self.outboxes.clear();
                         return;
+                    }
+                }
+                RoomOutput::PersistSettings(record) => {
+                    let store = self.store.clone();
+                    let stored =
+                        tokio::task::spawn_blocking(move || store.save_settings(&record)).await;
+                    if let Err(e) | Ok(Err(e)) = stored.map_err(std::io::Error::other) {
+                        tracing::error!(room = %self.room.config().id, "cannot store room settings: {e}");
                     }
                 }
                 RoomOutput::Send { to, message } => self.deliver(&to, &message),

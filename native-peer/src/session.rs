@@ -93,14 +93,19 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
                     display_name,
                 } => {
                     tracing::info!(parent: &span, %client_id, %display_name, "client joined");
-                    // Until signed identities land (persistence issue), a client's user is its client id.
-                    streams.viewer = Some(UserId::from_u128(client_id.as_u128()));
+                    // Until it authenticates, a connection acts as a guest derived from its client
+                    // id with the peer's key, so no client id can be chosen to equal a real user.
+                    streams.viewer = Some(shared.keys.guest(client_id));
                     room.client = Some((client_id, display_name));
                 }
                 SessionOutput::Received(message) => match destination(room.member, message) {
                     Destination::Room(request) => to_room(&shared, &mut room, request, &span).await,
                     Destination::Stream(message) => {
-                        route(&shared, &mut streams, message, &span).await
+                        let world = room
+                            .current
+                            .as_ref()
+                            .and_then(|(id, _)| shared.rooms.binding(id));
+                        route(&shared, &mut streams, message, world, &span).await
                     }
                 },
                 SessionOutput::Close { code, reason } => {
@@ -247,20 +252,58 @@ async fn to_room(shared: &Shared, link: &mut RoomLink, request: RoomRequest, spa
 }
 
 /// Hands a post-handshake message to the universe host it concerns.
+/// Routes a stream request. `world` is the universe of the world whose room this session is
+/// in, if any: it is listed to this session beside the public universes.
 async fn route(
     shared: &Shared,
     streams: &mut Streams,
     message: ClientMessage,
+    world: Option<UniverseId>,
     span: &tracing::Span,
 ) {
     let sub = streams.sub;
     let (universe, command) = match message {
         ClientMessage::ListUniverses => {
-            let list = ServerMessage::UniverseList {
-                universes: shared.universes.list(),
-            };
-            reply(&streams.outbox, &list, span);
+            let mut universes = shared.universes.list();
+            let unlisted = world.filter(|w| universes.iter().all(|u| u.id != *w));
+            if let Some(host) = unlisted.and_then(|w| shared.universes.get(w)) {
+                universes.push(host.stats.borrow().info.clone());
+            }
+            reply(
+                &streams.outbox,
+                &ServerMessage::UniverseList { universes },
+                span,
+            );
             return;
+        }
+        ClientMessage::Authenticate { token } => {
+            let answer = match shared.keys.verify(&token) {
+                Ok(user) => {
+                    tracing::info!(parent: span, %user, "authenticated");
+                    // Subscriptions made from now on act for this user.
+                    streams.viewer = Some(user);
+                    ServerMessage::Authenticated { user }
+                }
+                Err(e) => {
+                    tracing::warn!(parent: span, "refused a session token: {e}");
+                    ServerMessage::Error {
+                        code: ErrorCode::InvalidToken,
+                        message: e.to_string(),
+                    }
+                }
+            };
+            reply(&streams.outbox, &answer, span);
+            return;
+        }
+        ClientMessage::SubscribeEvents { universe, kinds } => {
+            let outbox = streams.outbox.clone();
+            if !kinds.is_empty() {
+                streams.subscribed.insert(universe);
+            }
+            (
+                universe,
+                HostCommand::SubscribeEvents { sub, kinds, outbox },
+            )
         }
         ClientMessage::Subscribe {
             universe,

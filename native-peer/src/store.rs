@@ -8,7 +8,7 @@
 //! | `world_names` | (owner, lower-cased name) | universe id |
 //! | `users` | user id | JSON [`UserRecord`] |
 //! | `chat` | (room, seq) | JSON [`ChatMessage`] |
-//! | `rooms` | room | JSON [`RoomConfig`] |
+//! | `rooms` | room | JSON [`RoomRecord`] (settings, owner, invites) |
 //!
 //! Every method is one write transaction committed with redb's default immediate durability
 //! (fsync) before it returns, so whatever a caller acknowledges survives a crash, and
@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use multiverse_core::ids::{RoomId, UniverseId, UserId};
-use multiverse_core::room::{ChatMessage, RoomConfig, CHAT_MEMORY};
+use multiverse_core::room::{ChatMessage, RoomRecord, CHAT_MEMORY};
 use multiverse_core::universe::UniverseSnapshot;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -323,23 +323,23 @@ impl Store {
     // ----- rooms -----
 
     /// Stores a room's settings.
-    pub fn put_room(&self, config: &RoomConfig) -> Result<(), StoreError> {
+    pub fn put_room(&self, record: &RoomRecord) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         tx.open_table(ROOMS)?
-            .insert(config.id.as_str(), json(config).as_slice())?;
+            .insert(record.config.id.as_str(), json(record).as_slice())?;
         tx.commit()?;
         Ok(())
     }
 
     /// A room's stored settings.
-    pub fn room(&self, id: &RoomId) -> Result<Option<RoomConfig>, StoreError> {
+    pub fn room(&self, id: &RoomId) -> Result<Option<RoomRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ROOMS)?;
         let value = table.get(id.as_str())?;
         value.map(|v| parse(v.value(), "room")).transpose()
     }
 
-    /// Rooms with stored settings or chat.
+    /// Rooms with stored settings.
     pub fn room_count(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         Ok(tx.open_table(ROOMS)?.len()?)
@@ -381,5 +381,13 @@ impl crate::chat_store::ChatStore for Store {
 
     fn append(&self, room: &RoomId, message: &ChatMessage) -> std::io::Result<()> {
         Ok(self.append_chat(room, message)?)
+    }
+
+    fn load_settings(&self, room: &RoomId) -> std::io::Result<Option<RoomRecord>> {
+        Ok(self.room(room)?)
+    }
+
+    fn save_settings(&self, record: &RoomRecord) -> std::io::Result<()> {
+        Ok(self.put_room(record)?)
     }
 }

@@ -1,62 +1,134 @@
-//! The universes this peer hosts: one host task each, found by id.
+//! The universes this peer hosts: one host task each, found by id. The built-in templates
+//! run as public demos ("listed"); user worlds are added and removed while the peer runs and
+//! are reached through their room links instead of the public list.
 
 use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use multiverse_core::ids::{PeerId, UniverseId};
 use multiverse_core::stream::{InteractionMode, StreamServer};
-use multiverse_core::universe::{demo_universe, DemoKind, UniverseInfo};
+use multiverse_core::universe::{Universe, UniverseInfo};
+use multiverse_core::world::Template;
 use tokio_util::sync::CancellationToken;
 
-use crate::host::{self, HostHandle};
+use crate::host::{self, HostCommand, HostHandle};
 
-/// Every hosted universe, in a stable order.
-#[derive(Debug, Default)]
-pub struct Universes {
-    hosts: BTreeMap<UniverseId, HostHandle>,
-    order: Vec<UniverseId>,
+#[derive(Debug)]
+struct Hosted {
+    handle: HostHandle,
+    listed: bool,
 }
 
-/// The demo universes every peer starts with: (kind, entities, world size, what visitors may do).
-const DEMOS: [(DemoKind, usize, f32, InteractionMode); 3] = [
-    (DemoKind::Sandbox, 300, 1000.0, InteractionMode::Full),
-    (DemoKind::Aquarium, 120, 800.0, InteractionMode::Limited),
-    (DemoKind::Galaxy, 500, 1200.0, InteractionMode::None),
-];
+/// Every hosted universe; listed ones in start order.
+#[derive(Debug)]
+pub struct Universes {
+    hosts: RwLock<BTreeMap<UniverseId, Hosted>>,
+    order: RwLock<Vec<UniverseId>>,
+    shutdown: CancellationToken,
+}
 
 impl Universes {
-    /// Starts the demo universes ("sandbox", "aquarium", "galaxy").
+    /// Starts a demo universe per built-in template ("sandbox", "aquarium", "galaxy").
     pub fn start_demos(peer: PeerId, shutdown: &CancellationToken) -> Self {
-        let mut universes = Universes::default();
-        for (i, (kind, count, size, interaction)) in DEMOS.into_iter().enumerate() {
-            let id = universe_id(peer, kind.name());
-            let universe = demo_universe(kind, id, count, size, 0x5EED + i as u64);
-            let handle = host::spawn(
-                universe,
-                StreamServer::new(id, interaction),
-                shutdown.clone(),
-            );
-            universes.hosts.insert(id, handle);
-            universes.order.push(id);
+        let universes = Universes {
+            hosts: RwLock::default(),
+            order: RwLock::default(),
+            shutdown: shutdown.clone(),
+        };
+        for (i, template) in Template::builtin().into_iter().enumerate() {
+            let id = universe_id(peer, &template.name);
+            let universe = template.instantiate(id, &template.name, 0x5EED + i as u64);
+            universes.insert(universe, template.interaction, true);
         }
         universes
     }
 
-    /// The host of a universe.
-    pub fn get(&self, id: UniverseId) -> Option<&HostHandle> {
-        self.hosts.get(&id)
+    /// Starts hosting `universe`; `listed` ones appear in the public list.
+    pub fn insert(
+        &self,
+        universe: Universe,
+        interaction: InteractionMode,
+        listed: bool,
+    ) -> HostHandle {
+        let id = universe.config().id;
+        let handle = host::spawn(
+            universe,
+            StreamServer::new(id, interaction),
+            self.shutdown.child_token(),
+        );
+        let old = self.hosts.write().expect("universes lock").insert(
+            id,
+            Hosted {
+                handle: handle.clone(),
+                listed,
+            },
+        );
+        if let Some(old) = old {
+            let _ = old
+                .handle
+                .commands
+                .try_send(HostCommand::Stop("replaced".into()));
+        }
+        if listed {
+            self.order.write().expect("universes lock").push(id);
+        }
+        handle
     }
 
-    /// Current info of every universe.
-    pub fn list(&self) -> Vec<UniverseInfo> {
+    /// Stops hosting a universe, telling its viewers `reason`.
+    pub fn remove(&self, id: UniverseId, reason: &str) -> bool {
+        let Some(hosted) = self.hosts.write().expect("universes lock").remove(&id) else {
+            return false;
+        };
         self.order
+            .write()
+            .expect("universes lock")
+            .retain(|u| *u != id);
+        let _ = hosted
+            .handle
+            .commands
+            .try_send(HostCommand::Stop(reason.to_owned()));
+        true
+    }
+
+    /// The host of a universe.
+    pub fn get(&self, id: UniverseId) -> Option<HostHandle> {
+        let hosts = self.hosts.read().expect("universes lock");
+        hosts.get(&id).map(|h| h.handle.clone())
+    }
+
+    /// Current info of every listed universe.
+    pub fn list(&self) -> Vec<UniverseInfo> {
+        let hosts = self.hosts.read().expect("universes lock");
+        let order = self.order.read().expect("universes lock");
+        order
             .iter()
-            .map(|id| self.hosts[id].stats.borrow().info.clone())
+            .filter_map(|id| hosts.get(id))
+            .map(|h| h.handle.stats.borrow().info.clone())
             .collect()
     }
 
-    /// Every host, in order.
-    pub fn hosts(&self) -> impl Iterator<Item = &HostHandle> + '_ {
-        self.order.iter().map(|id| &self.hosts[id])
+    /// Every host, listed or not.
+    pub fn all(&self) -> Vec<HostHandle> {
+        let hosts = self.hosts.read().expect("universes lock");
+        hosts.values().map(|h| h.handle.clone()).collect()
+    }
+
+    /// Stops every host (after the final save at shutdown).
+    pub fn stop_all(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether a universe is in the public list.
+    pub fn is_listed(&self, id: UniverseId) -> bool {
+        let hosts = self.hosts.read().expect("universes lock");
+        hosts.get(&id).is_some_and(|h| h.listed)
+    }
+}
+
+impl Drop for Universes {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 

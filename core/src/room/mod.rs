@@ -49,6 +49,8 @@ pub const MAX_INVITES: usize = 32;
 pub enum RoomOutput {
     /// Store this message durably; complete before handling the next output.
     Persist(ChatMessage),
+    /// Store the room's settings (owner, invites, access); they changed.
+    PersistSettings(RoomRecord),
     /// Send a frame to these members.
     Send {
         /// Who.
@@ -56,6 +58,17 @@ pub enum RoomOutput {
         /// What.
         message: Arc<ServerMessage>,
     },
+}
+
+/// What of a room outlives its members: settings, owner and open invites.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RoomRecord {
+    /// Settings.
+    pub config: RoomConfig,
+    /// Who owns it (the first member ever to join).
+    pub owner: Option<ClientId>,
+    /// Invite tokens not yet revoked.
+    pub invites: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -94,6 +107,28 @@ impl Room {
             last_cursor_batch: None,
             out: VecDeque::new(),
         }
+    }
+
+    /// A room brought back from its stored record and chat history.
+    pub fn from_record(record: RoomRecord, history: Vec<ChatMessage>) -> Self {
+        let mut room = Room::new(record.config, history);
+        room.owner = record.owner;
+        room.invites = record.invites.into_iter().collect();
+        room
+    }
+
+    /// The settings worth storing.
+    pub fn record(&self) -> RoomRecord {
+        RoomRecord {
+            config: self.config.clone(),
+            owner: self.owner,
+            invites: self.invites.iter().cloned().collect(),
+        }
+    }
+
+    fn settings_changed(&mut self) {
+        let record = self.record();
+        self.out.push_back(RoomOutput::PersistSettings(record));
     }
 
     /// The room's settings.
@@ -138,7 +173,10 @@ impl Room {
         if !self.members.contains_key(&member) && self.members.len() >= self.config.capacity() {
             return Err(RoomError::Full(self.config.capacity()));
         }
-        self.owner.get_or_insert(client);
+        if self.owner.is_none() {
+            self.owner = Some(client);
+            self.settings_changed();
+        }
         let info = MemberInfo {
             member,
             client,
@@ -288,6 +326,7 @@ impl Room {
             return Err(RoomError::BadInvite);
         }
         self.invites.insert(token.clone());
+        self.settings_changed();
         self.send(vec![member], ServerMessage::InviteCreated { token });
         Ok(())
     }
@@ -298,6 +337,7 @@ impl Room {
         if !self.invites.remove(token) {
             return Err(RoomError::BadInvite);
         }
+        self.settings_changed();
         self.send(
             vec![member],
             ServerMessage::InviteRevoked {
@@ -323,6 +363,7 @@ impl Room {
         self.config.access = access;
         self.config.max_players = max_players;
         self.config.multiplayer = multiplayer;
+        self.settings_changed();
         let everyone = self.everyone();
         self.send(everyone, ServerMessage::RoomConfigured(self.config.clone()));
         Ok(())

@@ -28,6 +28,7 @@ fn drain(r: &mut Room) -> (BTreeMap<u64, Vec<ServerMessage>>, Vec<ChatMessage>) 
     while let Some(out) = r.poll_output() {
         match out {
             RoomOutput::Persist(m) => persisted.push(m),
+            RoomOutput::PersistSettings(_) => {}
             RoomOutput::Send { to, message } => {
                 for m in to {
                     frames.entry(m).or_default().push((*message).clone());
@@ -301,4 +302,36 @@ proptest! {
             prop_assert_eq!(ids.len(), v.len());
         }
     }
+}
+
+#[test]
+fn owner_invites_and_access_survive_a_restart() {
+    let mut r = Room::new(
+        RoomConfig::new(RoomId::new("keep").unwrap(), None),
+        Vec::new(),
+    );
+    let t = Moment::from_millis(0);
+    r.join(1, client(1), "Owner".into(), None, t).unwrap();
+    r.create_invite(1, "tok".into()).unwrap();
+    r.configure(1, AccessPolicy::Private, 4, true).unwrap();
+    let mut records = Vec::new();
+    while let Some(out) = r.poll_output() {
+        if let RoomOutput::PersistSettings(rec) = out {
+            records.push(rec);
+        }
+    }
+    assert_eq!(records.len(), 3, "owner, invite and access each persist");
+    let saved = records.pop().unwrap();
+    assert_eq!(saved, r.record());
+    let mut back = Room::from_record(saved, Vec::new());
+    // A stranger without the invite is refused; the invite still works; the owner is the owner.
+    assert_eq!(
+        back.join(2, client(2), "Eve".into(), None, t),
+        Err(RoomError::InviteRequired)
+    );
+    back.join(3, client(3), "Bob".into(), Some("tok"), t)
+        .unwrap();
+    back.join(4, client(1), "Owner".into(), None, t).unwrap();
+    assert!(back.configure(4, AccessPolicy::Shared, 4, true).is_ok());
+    assert!(back.configure(3, AccessPolicy::Public, 4, true).is_err());
 }

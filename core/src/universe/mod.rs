@@ -221,6 +221,11 @@ impl Universe {
         &self.config
     }
 
+    /// Changes the display name.
+    pub fn rename(&mut self, name: &str) {
+        name.clone_into(&mut self.config.name);
+    }
+
     /// Ticks stepped so far.
     pub fn tick(&self) -> u64 {
         self.tick

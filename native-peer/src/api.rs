@@ -1,0 +1,392 @@
+//! The REST API beside the WebSocket (docs/API.md): sessions, read-only templates, users'
+//! worlds, stats and Prometheus metrics. Every error is `{"error", "message"}` JSON.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use multiverse_core::ids::{UniverseId, UserId};
+use multiverse_core::wire::MAX_DISPLAY_NAME_CHARS;
+use serde::{Deserialize, Serialize};
+
+use crate::http::ApiError;
+use crate::store::UserRecord;
+use crate::worlds::{self, WorldError};
+use crate::Shared;
+
+type Api = Result<Response, ApiError>;
+
+/// The API's routes (merged into [`crate::http::router`]).
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/session", post(session))
+        .route("/api/templates", get(templates).fallback(read_only))
+        .route("/api/templates/{*rest}", any(read_only))
+        .route("/api/worlds", get(my_worlds).post(create_world))
+        .route("/api/worlds/{id}", get(world).delete(delete_world))
+        .route("/api/worlds/{id}/save", post(save_world))
+        .route("/api/worlds/{id}/reload", post(reload_world))
+        .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics))
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| {
+        bad_request(format!(
+            "the request body is not what was expected: {}",
+            e.body_text()
+        ))
+    })
+}
+
+fn storage(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("storage failed: {e}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "storage_failed",
+        e.to_string(),
+    )
+}
+
+/// The user a request acts for, from `Authorization: Bearer <token>`.
+fn caller(shared: &Shared, headers: &HeaderMap) -> Result<UserId, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m);
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        unauthorized("sign in first: POST /api/session, then send Authorization: Bearer <token>")
+    })?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the Authorization header must be \"Bearer <token>\""))?;
+    shared.keys.verify(token).map_err(|e| {
+        tracing::warn!("refused a session token: {e}");
+        unauthorized(&e.to_string())
+    })
+}
+
+fn world_error(e: WorldError) -> ApiError {
+    let (status, code) = match &e {
+        WorldError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+        WorldError::UnknownTemplate(_) => (StatusCode::NOT_FOUND, "unknown_template"),
+        WorldError::UnknownWorld(_) => (StatusCode::NOT_FOUND, "unknown_world"),
+        WorldError::NotOwner(_) => (StatusCode::FORBIDDEN, "not_owner"),
+        WorldError::DuplicateName(_) => (StatusCode::CONFLICT, "duplicate_name"),
+        WorldError::Storage(_) => return storage(e),
+        WorldError::NotRunning => (StatusCode::SERVICE_UNAVAILABLE, "not_running"),
+    };
+    tracing::info!("world request refused: {e}");
+    ApiError::new(status, code, e.to_string())
+}
+
+/// `POST /api/session` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    display_name: String,
+    #[serde(default)]
+    persistent: bool,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `POST /api/session` answer.
+#[derive(Debug, Serialize)]
+struct SessionAnswer {
+    user_id: UserId,
+    token: String,
+    display_name: String,
+    persistent: bool,
+}
+
+async fn session(
+    State(shared): State<Arc<Shared>>,
+    request: Result<Json<SessionRequest>, JsonRejection>,
+) -> Api {
+    let request = body(request)?;
+    let name = request.display_name.trim().to_owned();
+    if name.is_empty()
+        || name.chars().count() > MAX_DISPLAY_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(bad_request(format!(
+            "display_name must be 1–{MAX_DISPLAY_NAME_CHARS} characters without control characters"
+        )));
+    }
+    let user = match request.token.as_deref() {
+        Some(token) => shared.keys.verify(token).map_err(|e| {
+            tracing::warn!("refused a session token: {e}");
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string())
+        })?,
+        None => UserId::from_u128(uuid::Uuid::new_v4().as_u128()),
+    };
+    let store = shared.store.clone();
+    let existing = tokio::task::spawn_blocking(move || store.user(user))
+        .await
+        .map_err(storage)?
+        .map_err(storage)?;
+    let record = UserRecord {
+        id: user,
+        display_name: name,
+        persistent: request.persistent,
+        created_ms: existing.map_or_else(worlds::now_ms, |u| u.created_ms),
+    };
+    let (store, saved) = (shared.store.clone(), record.clone());
+    tokio::task::spawn_blocking(move || store.put_user(&saved))
+        .await
+        .map_err(storage)?
+        .map_err(storage)?;
+    Ok(Json(SessionAnswer {
+        user_id: user,
+        token: shared.keys.issue(user),
+        display_name: record.display_name,
+        persistent: record.persistent,
+    })
+    .into_response())
+}
+
+async fn templates(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.templates.summaries()).into_response()
+}
+
+async fn read_only() -> ApiError {
+    tracing::info!("refused a request to modify a template");
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "read_only",
+        "templates are read-only; create a world from one instead (POST /api/worlds)",
+    )
+}
+
+fn world_id(id: &str) -> Result<UniverseId, ApiError> {
+    id.parse().map_err(|e: multiverse_core::ids::IdError| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_world",
+            format!("{id:?} is not a world id: {e}"),
+        )
+    })
+}
+
+async fn my_worlds(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Api {
+    let user = caller(&shared, &headers)?;
+    let mine = worlds::list(&shared, user).await.map_err(world_error)?;
+    let views: Vec<_> = mine.iter().map(|w| worlds::view(&shared, w)).collect();
+    Ok(Json(views).into_response())
+}
+
+/// `POST /api/worlds` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWorld {
+    template: String,
+    name: String,
+}
+
+async fn create_world(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    request: Result<Json<CreateWorld>, JsonRejection>,
+) -> Api {
+    let user = caller(&shared, &headers)?;
+    let request = body(request)?;
+    let world = worlds::create(&shared, user, &request.template, &request.name)
+        .await
+        .map_err(world_error)?;
+    Ok((StatusCode::CREATED, Json(worlds::view(&shared, &world))).into_response())
+}
+
+async fn world(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Api {
+    let user = caller(&shared, &headers)?;
+    let world = worlds::owned(&shared, user, world_id(&id)?)
+        .await
+        .map_err(world_error)?;
+    Ok(Json(worlds::view(&shared, &world)).into_response())
+}
+
+async fn save_world(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Api {
+    let user = caller(&shared, &headers)?;
+    let world = worlds::owned(&shared, user, world_id(&id)?)
+        .await
+        .map_err(world_error)?;
+    let world = worlds::save(&shared, world, true)
+        .await
+        .map_err(world_error)?;
+    Ok(Json(worlds::view(&shared, &world)).into_response())
+}
+
+async fn reload_world(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Api {
+    let user = caller(&shared, &headers)?;
+    let world = worlds::owned(&shared, user, world_id(&id)?)
+        .await
+        .map_err(world_error)?;
+    worlds::reload(&shared, &world).await.map_err(world_error)?;
+    Ok(Json(worlds::view(&shared, &world)).into_response())
+}
+
+async fn delete_world(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Api {
+    let user = caller(&shared, &headers)?;
+    let world = worlds::owned(&shared, user, world_id(&id)?)
+        .await
+        .map_err(world_error)?;
+    worlds::delete(&shared, &world, "its owner deleted it")
+        .await
+        .map_err(world_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// One universe in `/api/stats`.
+#[derive(Debug, Serialize)]
+struct UniverseStats {
+    id: UniverseId,
+    name: String,
+    listed: bool,
+    entities: u32,
+    subscribers: usize,
+    tick_micros_avg: u64,
+    tick_micros_max: u64,
+    dropped_frames: u64,
+}
+
+fn universe_stats(shared: &Shared) -> Vec<UniverseStats> {
+    shared
+        .universes
+        .all()
+        .into_iter()
+        .map(|h| {
+            let s = h.stats.borrow();
+            UniverseStats {
+                id: s.info.id,
+                name: s.info.name.clone(),
+                listed: shared.universes.is_listed(s.info.id),
+                entities: s.info.entities,
+                subscribers: s.subscribers,
+                tick_micros_avg: s.avg_tick_micros,
+                tick_micros_max: s.max_tick_micros,
+                dropped_frames: s.dropped_frames,
+            }
+        })
+        .collect()
+}
+
+async fn world_count(shared: &Shared) -> Result<usize, ApiError> {
+    let store = shared.store.clone();
+    Ok(tokio::task::spawn_blocking(move || store.worlds())
+        .await
+        .map_err(storage)?
+        .map_err(storage)?
+        .len())
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Api {
+    Ok(Json(serde_json::json!({
+        "connections": shared.connections(),
+        "rooms": shared.rooms.live_count(),
+        "worlds": world_count(&shared).await?,
+        "uptime_secs": shared.started.elapsed().as_secs(),
+        "universes": universe_stats(&shared),
+    }))
+    .into_response())
+}
+
+/// Label values are escaped as the Prometheus text format asks (`\`, `"`, newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Api {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let plain = |v: u64| vec![(String::new(), v)];
+    gauge(
+        "multiverse_connections",
+        "Open WebSocket connections.",
+        &plain(shared.connections() as u64),
+    );
+    gauge(
+        "multiverse_rooms",
+        "Rooms running now.",
+        &plain(shared.rooms.live_count() as u64),
+    );
+    gauge(
+        "multiverse_worlds",
+        "Users' worlds in the store.",
+        &plain(world_count(&shared).await? as u64),
+    );
+    gauge(
+        "multiverse_uptime_seconds",
+        "Seconds since the peer started.",
+        &plain(shared.started.elapsed().as_secs()),
+    );
+    let universes = universe_stats(&shared);
+    let per = |f: fn(&UniverseStats) -> u64| -> Vec<(String, u64)> {
+        universes
+            .iter()
+            .map(|u| {
+                (
+                    format!("{{universe=\"{}\",name=\"{}\"}}", u.id, label(&u.name)),
+                    f(u),
+                )
+            })
+            .collect()
+    };
+    gauge(
+        "multiverse_universe_entities",
+        "Live entities per universe.",
+        &per(|u| u64::from(u.entities)),
+    );
+    gauge(
+        "multiverse_universe_subscribers",
+        "Stream subscribers per universe.",
+        &per(|u| u.subscribers as u64),
+    );
+    gauge(
+        "multiverse_universe_tick_micros_avg",
+        "Moving average of the tick duration, microseconds.",
+        &per(|u| u.tick_micros_avg),
+    );
+    gauge(
+        "multiverse_universe_tick_micros_max",
+        "Longest recent tick, microseconds.",
+        &per(|u| u.tick_micros_max),
+    );
+    gauge(
+        "multiverse_universe_dropped_frames",
+        "Frames dropped for slow clients since start.",
+        &per(|u| u.dropped_frames),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
