@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -31,6 +32,15 @@ struct Cli {
     /// Room whose links are printed at start-up.
     #[arg(long, env = "MULTIVERSE_ROOM", default_value = "sandbox")]
     room: String,
+    /// Folder of extra world templates (`<name>/manifest.json` + `entities.json`).
+    #[arg(long, env = "MULTIVERSE_TEMPLATES", default_value = "worlds")]
+    templates: PathBuf,
+    /// Seconds between automatic saves of open worlds.
+    #[arg(long, env = "MULTIVERSE_AUTOSAVE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    autosave_secs: u64,
+    /// Hours an anonymous user's world may sit unused before it is deleted.
+    #[arg(long, env = "MULTIVERSE_ANONYMOUS_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
+    anonymous_ttl_hours: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "multiverse_peer=debug".
     #[arg(long, env = "MULTIVERSE_LOG", default_value = "info")]
     log: String,
@@ -44,7 +54,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut config = Config::new(&cli.data_dir)
         .with_bind(cli.bind)
-        .with_dist_dir(&cli.dist);
+        .with_dist_dir(&cli.dist)
+        .with_templates_dir(&cli.templates)
+        .with_world_timers(
+            Duration::from_secs(cli.autosave_secs),
+            Duration::from_secs(cli.anonymous_ttl_hours * 3600),
+        );
     if let Some(name) = cli.name {
         config = config.with_name(name);
     }
