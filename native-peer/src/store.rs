@@ -46,7 +46,9 @@ pub enum StoreError {
         /// The version found.
         found: u64,
     },
-    /// The disk or the database failed; nothing of the failed write is visible.
+    /// The disk or the database failed. The write is whole or absent, never half-done: if
+    /// only the final sync failed it may still be there after a restart, so callers must
+    /// not promise either way.
     #[error("storage failed: {0}")]
     Storage(String),
     /// A stored value does not decode.
