@@ -10,6 +10,10 @@
 //! | [`Browser`] | a chromedriver process + one headless Chromium session |
 //! | [`wait_for_state`] | waits for the connection badge to reach a state |
 //! | [`PixelStats`] | checks a screenshot is not blank |
+//! | [`eventually`] | polls a check until it yields a value |
+//! | [`save_screenshot`] | a PNG of the page into `target/e2e-screenshots/` |
+//! | [`entity_count`] | the entities the room page's HUD reports |
+//! | [`local_storage`] | one localStorage item of the page |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -251,6 +255,58 @@ impl PixelStats {
             bright: bright as f64 / total.max(1) as f64,
         })
     }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{what} did not happen within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Saves a PNG screenshot of the page under `target/e2e-screenshots/<name>.png` and returns
+/// its bytes (like [`Browser::screenshot`], for code that only holds the driver).
+pub async fn save_screenshot(driver: &WebDriver, name: &str) -> Result<Vec<u8>> {
+    let png = driver.screenshot_as_png().await?;
+    let dir = workspace_root().join("target/e2e-screenshots");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.png")), &png)?;
+    Ok(png)
+}
+
+/// The number of entities the room page's HUD reports for its main universe (0 while it
+/// has none or no HUD is shown).
+pub async fn entity_count(driver: &WebDriver) -> Result<usize> {
+    let v = driver
+        .execute(
+            "const e = document.querySelector(\"[data-testid='entity-count']\"); return e ? e.dataset.count : '0';",
+            vec![],
+        )
+        .await?;
+    let count: String = v.convert()?;
+    Ok(count.parse().unwrap_or(0))
+}
+
+/// One localStorage item of the page, if set.
+pub async fn local_storage(driver: &WebDriver, key: &str) -> Result<Option<String>> {
+    let v = driver
+        .execute(
+            "return window.localStorage.getItem(arguments[0]);",
+            vec![serde_json::Value::from(key)],
+        )
+        .await?;
+    Ok(v.convert()?)
 }
 
 fn free_port() -> Result<u16> {

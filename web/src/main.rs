@@ -7,7 +7,7 @@
 //! | module | does |
 //! |---|---|
 //! | `app` | the router: `/` lobby, `/r/:room` room page, a not-found page |
-//! | `lobby` | display name, create or join a room |
+//! | `lobby` | display name, create or join a room; your worlds (create from a template, open, delete) |
 //! | `room` | the room page: canvas, controls, input; starts a connection while shown |
 //! | `room_model` | plain model of the room: members, chat with pending messages, cursors, invites |
 //! | `room_panels` | members, chat and share (link, QR code, invites) panels; the cursor list |
@@ -15,10 +15,13 @@
 //! | `canvas` | the renderer struct and the layouts (full, picture-in-picture, split, portal) |
 //! | `net` | drives the core's sans-IO `Connection` with a gloo-net WebSocket and timers |
 //! | `status` | the connection badge (`data-testid="connection-state"`) |
-//! | `identity` | client id and display name kept in localStorage |
+//! | `world_status` | a world room's save state and "Save now", for its owner |
+//! | `identity` | client id, display name and the peer session (token, user id) in localStorage |
+//! | `api` | the REST client for docs/API.md (sessions, templates, worlds) |
 //!
 //! `main` only mounts the app; model logic lives in `multiverse-core`.
 
+mod api;
 mod app;
 mod canvas;
 mod identity;
@@ -29,6 +32,7 @@ mod room_model;
 mod room_panels;
 mod scene;
 mod status;
+mod world_status;
 
 fn main() {
     console_error_panic_hook::set_once();

@@ -3,6 +3,13 @@
 //! One task per room page: it opens the socket when the core asks, feeds it frames and close
 //! events, sleeps until the core's retry time, and publishes the [`ConnectionState`] as a
 //! signal. It makes no decisions of its own.
+//!
+//! Authentication sits beside the core's handshake: the core's `Connection` only knows
+//! `hello`/`welcome`, so on each socket the driver sends `authenticate` with the session
+//! token itself, the moment the connection reports `Connected` and before anything the UI
+//! queues (the UI only learns of the new state after this send). The answer (`authenticated`,
+//! or an `invalid_token` error after which the connection simply acts for nobody) is logged
+//! here and not passed on, so neither touches the connection state or the page.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -18,7 +25,7 @@ use multiverse_core::backoff::BackoffConfig;
 use multiverse_core::clock::Moment;
 use multiverse_core::connection::{Connection, ConnectionOutput, ConnectionState};
 use multiverse_core::ids::ClientId;
-use multiverse_core::wire::{ClientMessage, Encoding, Frame, ServerMessage};
+use multiverse_core::wire::{ClientMessage, Encoding, ErrorCode, Frame, ServerMessage};
 
 /// Requests from the UI to the net task.
 #[derive(Debug)]
@@ -42,8 +49,14 @@ pub struct Net {
 
 impl Net {
     /// Starts connecting to the peer this page was loaded from; `handler` gets every
-    /// application message.
-    pub fn start(display_name: String, client_id: ClientId, handler: Handler) -> Net {
+    /// application message. With a session `token`, every connection authenticates with it
+    /// right after the handshake.
+    pub fn start(
+        display_name: String,
+        client_id: ClientId,
+        token: Option<String>,
+        handler: Handler,
+    ) -> Net {
         let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64;
         let conn = Connection::new(
             display_name,
@@ -54,7 +67,7 @@ impl Net {
         );
         let (state, set_state) = signal(conn.state().clone());
         let (tx, rx) = unbounded();
-        spawn_local(drive(conn, set_state, rx, handler));
+        spawn_local(drive(conn, token, set_state, rx, handler));
         Net {
             state,
             commands: StoredValue::new(tx),
@@ -110,6 +123,7 @@ fn publish(conn: &Connection, set_state: WriteSignal<ConnectionState>) {
 
 async fn drive(
     mut conn: Connection,
+    token: Option<String>,
     set_state: WriteSignal<ConnectionState>,
     mut commands: UnboundedReceiver<Command>,
     handler: Handler,
@@ -122,7 +136,13 @@ async fn drive(
         }
         publish(&conn, set_state);
         if open {
-            if run_socket(&mut conn, &url, set_state, &mut commands, &handler)
+            let socket = Socket {
+                url: &url,
+                token: token.as_deref(),
+                set_state,
+                handler: &handler,
+            };
+            if run_socket(&mut conn, socket, &mut commands)
                 .await
                 .is_break()
             {
@@ -148,15 +168,27 @@ async fn drive(
     }
 }
 
+/// What one socket needs besides the connection and the command queue.
+struct Socket<'a> {
+    url: &'a str,
+    token: Option<&'a str>,
+    set_state: WriteSignal<ConnectionState>,
+    handler: &'a Handler,
+}
+
 /// One socket's life. `Break` means the UI asked to stop.
 async fn run_socket(
     conn: &mut Connection,
-    url: &str,
-    set_state: WriteSignal<ConnectionState>,
+    socket: Socket<'_>,
     commands: &mut UnboundedReceiver<Command>,
-    handler: &Handler,
 ) -> std::ops::ControlFlow<()> {
     use std::ops::ControlFlow::{Break, Continue};
+    let Socket {
+        url,
+        token,
+        set_state,
+        handler,
+    } = socket;
     let ws = match WebSocket::open_with_protocol(url, conn.encoding().subprotocol()) {
         Ok(ws) => ws,
         Err(e) => {
@@ -167,10 +199,25 @@ async fn run_socket(
     };
     let (mut tx, mut rx) = ws.split();
     conn.handle_open(now());
+    let mut authenticated = token.is_none();
     loop {
+        if !authenticated && matches!(conn.state(), ConnectionState::Connected { .. }) {
+            authenticated = true;
+            if let Some(token) = token {
+                let token = token.to_owned();
+                send(&mut tx, conn, &ClientMessage::Authenticate { token }).await;
+            }
+        }
         while let Some(output) = conn.poll_output() {
             match output {
                 ConnectionOutput::Send(message) => send(&mut tx, conn, &message).await,
+                ConnectionOutput::Received(ServerMessage::Authenticated { user }) => {
+                    leptos::logging::log!("authenticated as user {user}")
+                }
+                ConnectionOutput::Received(ServerMessage::Error {
+                    code: ErrorCode::InvalidToken,
+                    message,
+                }) => leptos::logging::warn!("session token refused, acting for nobody: {message}"),
                 ConnectionOutput::Received(message) => {
                     for reply in handler(message) {
                         send(&mut tx, conn, &reply).await;

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use multiverse_core::connection::ConnectionState;
-use multiverse_core::ids::RoomId;
+use multiverse_core::ids::{RoomId, UniverseId};
 use multiverse_core::stream::Interaction;
 use multiverse_core::wire::{ClientMessage, ServerMessage};
 use wasm_bindgen::prelude::*;
@@ -20,6 +20,7 @@ use crate::room_model::{RoomModel, RoomSnapshot};
 use crate::room_panels::{new_message_id, ChatPanel, CursorList, MembersPanel, SharePanel};
 use crate::scene::{Camera, Scene};
 use crate::status::ConnectionBadge;
+use crate::world_status::{is_world_room, WorldSaveState};
 use multiverse_core::room::CursorPosition;
 
 /// A room: connects to the peer while shown, disconnects when left.
@@ -64,23 +65,44 @@ fn RoomView(room: RoomId) -> impl IntoView {
         invite,
         ..RoomModel::default()
     }));
-    let (names, set_names) = signal(Vec::<String>::new());
+    let (names, set_names) = signal(Vec::<(UniverseId, String)>::new());
     let (snapshot, set_snapshot) = signal(RoomSnapshot::default());
+    // The universe the room is bound to (from `room_joined`); a world room shows its own.
+    let (bound, set_bound) = signal(None::<UniverseId>);
+    let world_room = is_world_room(&room);
     let handler = {
         let (scene, model) = (scene.clone(), model.clone());
         Rc::new(move |message: ServerMessage| {
             if let ServerMessage::UniverseList { universes } = &message {
-                set_names.set(universes.iter().map(|u| u.name.clone()).collect());
+                set_names.set(universes.iter().map(|u| (u.id, u.name.clone())).collect());
             }
-            let (replies, about_room) = model.borrow_mut().handle(&message);
+            let (mut replies, about_room) = model.borrow_mut().handle(&message);
             if about_room {
                 set_snapshot.set(model.borrow().snapshot());
+                if let ServerMessage::RoomJoined(welcome) = &message {
+                    let universe = welcome.config.universe;
+                    set_bound.set(universe);
+                    if let Some(id) = universe.filter(|_| world_room) {
+                        let mut scene = scene.borrow_mut();
+                        if scene.main_pin.is_none() {
+                            scene.show(id);
+                            replies.extend(scene.sync_subscriptions());
+                        }
+                        // A world is listed only to sessions in its room: ask again now.
+                        replies.push(ClientMessage::ListUniverses);
+                    }
+                }
                 return replies;
             }
             scene.borrow_mut().handle(message, now())
         })
     };
-    let net = Net::start(name.clone(), identity::client_id(), handler);
+    let net = Net::start(
+        name.clone(),
+        identity::client_id(),
+        identity::session_token(),
+        handler,
+    );
     on_cleanup(move || net.stop());
     let state = net.state;
     let (layout, set_layout) = signal(Layout::Full);
@@ -131,13 +153,13 @@ fn RoomView(room: RoomId) -> impl IntoView {
         let messages = scene.with_value(|s| {
             let mut s = s.borrow_mut();
             let wanted_second = layout.get_untracked().needs_second();
-            let main = s.main.clone();
+            let main = s.main_id();
             s.second = wanted_second
                 .then(|| {
                     s.universes
                         .iter()
-                        .map(|u| u.name.clone())
-                        .find(|n| *n != main)
+                        .map(|u| u.id)
+                        .find(|id| Some(*id) != main)
                 })
                 .flatten();
             s.sync_subscriptions()
@@ -163,9 +185,10 @@ fn RoomView(room: RoomId) -> impl IntoView {
         _ => None,
     };
     let on_select = move |ev: leptos::ev::Event| {
-        let chosen = event_target_value(&ev);
-        scene.with_value(|s| s.borrow_mut().main = chosen);
-        resubscribe();
+        if let Ok(chosen) = event_target_value(&ev).parse::<UniverseId>() {
+            scene.with_value(|s| s.borrow_mut().show(chosen));
+            resubscribe();
+        }
     };
     view! {
         <main class="room" data-testid="room" data-room=room.to_string()>
@@ -175,6 +198,7 @@ fn RoomView(room: RoomId) -> impl IntoView {
                 <span class="me">"You are " <strong data-testid="my-name">{name}</strong>
                     {move || peer().map(|p| view! { " · peer " <strong data-testid="peer-name">{p}</strong> })}
                 </span>
+                <WorldSaveState room=room.clone() universe=bound />
                 <ConnectionBadge state />
             </header>
             <section class="stage">
@@ -204,9 +228,9 @@ fn RoomView(room: RoomId) -> impl IntoView {
             <nav class="controls">
                 <label>"Universe "
                     <select data-testid="universe-select" on:change=on_select>
-                        {move || names.get().into_iter().map(|n| {
-                            let selected = scene.with_value(|s| s.borrow().main == n);
-                            view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
+                        {move || names.get().into_iter().map(|(id, n)| {
+                            let selected = scene.with_value(|s| s.borrow().main_id() == Some(id));
+                            view! { <option value=id.to_string() selected=selected>{n}</option> }
                         }).collect_view()}
                     </select>
                 </label>

@@ -176,8 +176,11 @@ pub struct Scene {
     pub last_error: Option<String>,
     /// Name of the universe in the main pane.
     pub main: String,
-    /// Name of the universe in the second pane, if the layout has one.
-    pub second: Option<String>,
+    /// The main pane's universe when it was chosen by id (the universe picker, or a world
+    /// room's own universe); wins over `main`, since two universes may share a name.
+    pub main_pin: Option<UniverseId>,
+    /// The universe in the second pane, if the layout has one.
+    pub second: Option<UniverseId>,
     /// Universes we asked to stream (subscribed, or the answer is on its way).
     requested: BTreeSet<UniverseId>,
 }
@@ -188,6 +191,9 @@ impl Scene {
         match message {
             ServerMessage::UniverseList { universes } => {
                 self.universes = universes;
+                if let Some(name) = self.main_pin.and_then(|id| self.named(id)) {
+                    self.main = name;
+                }
                 return self.sync_subscriptions();
             }
             ServerMessage::Subscribed {
@@ -267,17 +273,30 @@ impl Scene {
         self.requested.clear();
     }
 
-    /// Id of the main universe, once the peer has listed it.
-    pub fn main_id(&self) -> Option<UniverseId> {
-        self.find(&self.main).map(|u| u.id)
+    /// Shows the universe `id` in the main pane (chosen by id rather than by name).
+    pub fn show(&mut self, id: UniverseId) {
+        self.main_pin = Some(id);
+        if let Some(name) = self.named(id) {
+            self.main = name;
+        }
     }
 
-    /// Id of the second universe, if one is wanted and listed.
+    fn named(&self, id: UniverseId) -> Option<String> {
+        self.universes
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.name.clone())
+    }
+
+    /// Id of the main universe: the pinned one, else the one called `main` once listed.
+    pub fn main_id(&self) -> Option<UniverseId> {
+        self.main_pin
+            .or_else(|| self.find(&self.main).map(|u| u.id))
+    }
+
+    /// Id of the second universe, if one is wanted.
     pub fn second_id(&self) -> Option<UniverseId> {
         self.second
-            .as_deref()
-            .and_then(|n| self.find(n))
-            .map(|u| u.id)
     }
 
     /// Subscribes to wanted universes and unsubscribes from the others.
