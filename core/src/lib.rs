@@ -16,6 +16,7 @@
 //! | [`universe`] | entities, components, the seeded `step`, events, change tracking, demo universes |
 //! | [`room`] | rooms: membership, invites, presence, chat order and dedupe, coalesced cursors |
 //! | [`stream`] | interest management, snapshot + deltas ([`stream::StreamServer`]) and the client mirror |
+//! | [`federation`] | passages between peers (compatibility, policy, lifecycle) and exactly-once entity transfers with a journal |
 //! | [`wire`] | one message enum per direction, [`wire::PROTOCOL_VERSION`], the two codecs, limits |
 //! | [`session`] | the peer's side of one client connection: handshake, strikes, timeouts |
 //! | [`connection`] | the client's side: connect, handshake, reconnect with backoff, incompatibility |
@@ -30,6 +31,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod connection;
+pub mod federation;
 pub mod ids;
 pub mod rng;
 pub mod room;

@@ -31,6 +31,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/worlds/{id}", get(world).delete(delete_world))
         .route("/api/worlds/{id}/save", post(save_world))
         .route("/api/worlds/{id}/reload", post(reload_world))
+        .route("/api/peers", get(peers).post(add_peer))
+        .route("/api/transfers", post(start_transfer))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
 }
@@ -389,4 +391,130 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Api {
         &per(|u| u.dropped_frames),
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+async fn peers(State(shared): State<Arc<Shared>>) -> Response {
+    Json(serde_json::json!({
+        "peer_id": shared.identity.peer_id,
+        "links": shared.federation.links(),
+        "dialled": shared.federation.dials(),
+    }))
+    .into_response()
+}
+
+/// `POST /api/peers` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddPeer {
+    address: String,
+}
+
+async fn add_peer(
+    State(shared): State<Arc<Shared>>,
+    request: Result<Json<AddPeer>, JsonRejection>,
+) -> Api {
+    let request = body(request)?;
+    let address = crate::federation::peer_address(&request.address).map_err(bad_request)?;
+    if shared
+        .federation
+        .dials()
+        .iter()
+        .any(|d| d.address == address)
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({"address": address})),
+        )
+            .into_response());
+    }
+    tracing::info!(%address, "dialling a peer (asked through the API)");
+    tokio::spawn(crate::federation::dial(shared.clone(), address.clone()));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"address": address})),
+    )
+        .into_response())
+}
+
+/// `POST /api/transfers` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartTransfer {
+    universe: UniverseId,
+    entity: multiverse_core::ids::EntityId,
+    target_universe: UniverseId,
+    #[serde(default)]
+    exit: Option<multiverse_core::universe::Vec2>,
+}
+
+async fn start_transfer(
+    State(shared): State<Arc<Shared>>,
+    request: Result<Json<StartTransfer>, JsonRejection>,
+) -> Api {
+    use multiverse_core::federation::{TransferError, TransferRequest};
+    let request = body(request)?;
+    let unknown = |id: UniverseId| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_universe",
+            format!("no universe {id} here"),
+        )
+    };
+    let host = shared
+        .universes
+        .get(request.universe)
+        .ok_or_else(|| unknown(request.universe))?;
+    let local_target = shared.universes.get(request.target_universe).is_some();
+    let target_peer = if local_target {
+        shared.identity.peer_id
+    } else {
+        shared
+            .federation
+            .route(request.target_universe)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_universe",
+                    format!("no linked peer hosts universe {}", request.target_universe),
+                )
+            })?
+    };
+    let exit = request.exit.unwrap_or_default();
+    let passage = multiverse_core::ids::PassageId::from_u128(
+        request.universe.as_u128() ^ request.target_universe.as_u128().rotate_left(64),
+    );
+    let transfer = TransferRequest {
+        universe: request.universe,
+        entity: request.entity,
+        target: crate::host::endpoint(request.target_universe),
+        passage,
+        target_universe: request.target_universe,
+        exit,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    host.commands
+        .send(crate::host::HostCommand::StartTransfer {
+            request: transfer,
+            reply,
+        })
+        .await
+        .map_err(|_| unknown(request.universe))?;
+    let id = answer
+        .await
+        .map_err(|_| unknown(request.universe))?
+        .map_err(|e| {
+            let (status, code) = match e {
+                TransferError::NoSuchUniverse(_) => (StatusCode::NOT_FOUND, "unknown_universe"),
+                TransferError::NoSuchEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
+                TransferError::InTransit(_) => (StatusCode::CONFLICT, "in_transit"),
+                _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+            };
+            ApiError::new(status, code, e.to_string())
+        })?;
+    tracing::info!(transfer = %id, from = %request.universe, to = %request.target_universe, peer = %target_peer, "transfer started");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"transfer": id})),
+    )
+        .into_response())
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub autosave: Duration,
     /// How long an anonymous user's world may sit unused before it is deleted. Default 24 h.
     pub anonymous_ttl: Duration,
+    /// Peers to link to at start-up (`ws://host:port/peer`), kept dialled.
+    pub peers: Vec<String>,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
             templates_dir: PathBuf::from("worlds"),
             autosave: Duration::from_secs(30),
             anonymous_ttl: Duration::from_secs(24 * 3600),
+            peers: Vec::new(),
         }
     }
 

@@ -31,6 +31,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(ws_upgrade))
+        .route("/peer", get(peer_upgrade))
         .route("/api/universes", get(list_universes))
         .route("/api/rooms", get(list_rooms))
         .route("/api/universes/{id}", get(universe_stats))
@@ -131,6 +132,20 @@ async fn universe_views(State(shared): State<Arc<Shared>>, Path(id): Path<String
         Ok(views) => Json(views).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "universe host stopped\n").into_response(),
     }
+}
+
+/// `GET /peer`: another peer's link (binary frames, `PeerMessage`s).
+async fn peer_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_failed_upgrade(|e| tracing::warn!("peer link upgrade failed: {e}"))
+        .on_upgrade(move |socket| async move {
+            let wire = crate::federation::axum_wire(socket);
+            let direction = crate::federation::Direction::Inbound;
+            if let Err(e) = crate::federation::run_link(&shared, wire, direction, None).await {
+                tracing::info!("inbound peer link ended: {e}");
+            }
+        })
 }
 
 async fn api_not_found(uri: Uri) -> Response {

@@ -16,6 +16,8 @@
 //! | [`templates`] | read-only templates: built-in plus the templates folder |
 //! | [`worlds`] | users' worlds: create from a template, save, reload, delete, autosave, expiry |
 //! | [`auth`] | signed session tokens (HMAC-SHA256, key in the data dir) |
+//! | [`federation`] | links to other peers (`--peer`, `/peer`), heartbeats, the transfer router |
+//! | [`relay`] | portals: one upstream stream per remote universe and configuration, fanned out |
 //! | [`api`] | the REST API of docs/API.md: sessions, templates, worlds, stats, metrics |
 //! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites |
 //! | [`chat_store`] | the `ChatStore` seam rooms write chat through |
@@ -43,10 +45,12 @@ pub mod auth;
 pub mod chat_store;
 pub mod clock;
 pub mod config;
+pub mod federation;
 pub mod host;
 pub mod http;
 pub mod identity;
 pub mod links;
+pub mod relay;
 pub mod rooms;
 pub mod session;
 pub mod store;
@@ -126,6 +130,10 @@ pub struct Shared {
     pub templates: templates::Templates,
     /// Issues and checks session tokens.
     pub keys: auth::SessionKeys,
+    /// Links to other peers and routes to their universes.
+    pub federation: federation::Federation,
+    /// Portal streams: remote universes watched here, and ours watched elsewhere.
+    pub relay: relay::Relay,
     /// When the peer started.
     pub started: std::time::Instant,
     autosave: Duration,
@@ -166,6 +174,8 @@ pub struct Peer {
     local_addr: SocketAddr,
     default_room: RoomId,
     shared: Arc<Shared>,
+    router: tokio::sync::mpsc::Receiver<host::Envelope>,
+    peers: Vec<String>,
 }
 
 /// Loads the peer's identity and binds its listener.
@@ -192,9 +202,17 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
     let store = Arc::new(store::Store::open(&config.data_dir)?);
     let keys = auth::SessionKeys::load_or_create(&config.data_dir).map_err(data_dir_error)?;
     let templates = templates::Templates::load(&config.templates_dir);
-    // Hosts outlive the shutdown signal until the final save (see `Peer::serve`).
-    let universes = universes::Universes::start_demos(peer_id, &CancellationToken::new());
     let clock = clock::Clock::start();
+    let (router_tx, router_rx) = tokio::sync::mpsc::channel(4096);
+    let transfer_ctx = host::TransferContext {
+        store: store.clone(),
+        router: router_tx,
+        clock,
+        events: tokio::sync::broadcast::channel(4096).0,
+    };
+    // Hosts outlive the shutdown signal until the final save (see `Peer::serve`).
+    let universes =
+        universes::Universes::start_demos(peer_id, &CancellationToken::new(), transfer_ctx);
     let sandbox = universes.list().first().map(|u| u.id);
     let rooms = rooms::Rooms::new(store.clone(), clock, shutdown.clone(), sandbox);
     let shared = Arc::new(Shared {
@@ -212,6 +230,8 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         store,
         templates,
         keys,
+        federation: federation::Federation::default(),
+        relay: relay::Relay::default(),
         started: std::time::Instant::now(),
         autosave: config.autosave,
         anonymous_ttl: config.anonymous_ttl,
@@ -227,6 +247,8 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         local_addr,
         default_room: config.default_room,
         shared,
+        router: router_rx,
+        peers: config.peers,
     })
 }
 
@@ -234,6 +256,11 @@ impl Peer {
     /// The address actually bound (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The state every task shares (for embedding the peer and for benches).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// This peer's stable id.
@@ -255,6 +282,10 @@ impl Peer {
     ) -> Result<(), PeerError> {
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
+        tokio::spawn(federation::run_router(shared.clone(), self.router));
+        for address in self.peers {
+            tokio::spawn(federation::dial(shared.clone(), address));
+        }
         let maintenance = tokio::spawn(worlds::maintain(
             shared.clone(),
             shared.autosave,

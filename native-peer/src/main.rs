@@ -41,6 +41,9 @@ struct Cli {
     /// Hours an anonymous user's world may sit unused before it is deleted.
     #[arg(long, env = "MULTIVERSE_ANONYMOUS_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
     anonymous_ttl_hours: u64,
+    /// Another peer to link to, e.g. ws://192.168.1.21:8080 (repeatable); kept connected.
+    #[arg(long = "peer", env = "MULTIVERSE_PEERS", value_delimiter = ',')]
+    peers: Vec<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "multiverse_peer=debug".
     #[arg(long, env = "MULTIVERSE_LOG", default_value = "info")]
     log: String,
@@ -64,6 +67,12 @@ async fn main() -> anyhow::Result<()> {
         config = config.with_name(name);
     }
     config.default_room = RoomId::new(&cli.room).context("invalid --room")?;
+    for peer in &cli.peers {
+        let address = multiverse_peer::federation::peer_address(peer)
+            .map_err(anyhow::Error::msg)
+            .context("invalid --peer")?;
+        config.peers.push(address);
+    }
     let name = config.name.clone();
     let peer = multiverse_peer::bind(config).await?;
     println!(

@@ -163,6 +163,7 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
             let _ = host.commands.send(HostCommand::Remove(streams.sub)).await;
         }
     }
+    shared.relay.unsubscribe(&shared, streams.sub, None);
 }
 
 /// Where a message after the handshake goes.
@@ -252,6 +253,53 @@ async fn to_room(shared: &Shared, link: &mut RoomLink, request: RoomRequest, spa
 }
 
 /// Hands a post-handshake message to the universe host it concerns.
+/// A stream request for a universe another peer hosts: watched through the relay.
+fn portal(
+    shared: &Shared,
+    streams: &mut Streams,
+    peer: multiverse_core::ids::PeerId,
+    universe: UniverseId,
+    command: HostCommand,
+    span: &tracing::Span,
+) {
+    let refuse = |code: ErrorCode, message: &str| {
+        let error = ServerMessage::Error {
+            code,
+            message: message.to_owned(),
+        };
+        reply(&streams.outbox, &error, span);
+    };
+    match command {
+        HostCommand::Subscribe { config, .. } => {
+            let outbox = streams.outbox.clone();
+            if !shared.relay.subscribe(shared, peer, universe, streams.sub, config, outbox) {
+                refuse(
+                    ErrorCode::UnknownUniverse,
+                    "the peer hosting that universe is not reachable right now",
+                );
+            }
+        }
+        HostCommand::Unsubscribe(_) => {
+            shared.relay.unsubscribe(shared, streams.sub, Some(universe));
+            let done = ServerMessage::Unsubscribed {
+                universe,
+                reason: "unsubscribed".into(),
+            };
+            reply(&streams.outbox, &done, span);
+        }
+        HostCommand::Resync(_) if shared.relay.watches(streams.sub, universe) => {
+            shared.relay.resync(shared, streams.sub, universe);
+        }
+        _ if !shared.relay.watches(streams.sub, universe) => {
+            refuse(ErrorCode::NotSubscribed, "subscribe to that universe first");
+        }
+        _ => refuse(
+            ErrorCode::NotPermitted,
+            "a portal shows another peer's universe as its owner streams it: no viewport, configuration changes or interactions",
+        ),
+    }
+}
+
 /// Routes a stream request. `world` is the universe of the world whose room this session is
 /// in, if any: it is listed to this session beside the public universes.
 async fn route(
@@ -268,6 +316,13 @@ async fn route(
             let unlisted = world.filter(|w| universes.iter().all(|u| u.id != *w));
             if let Some(host) = unlisted.and_then(|w| shared.universes.get(w)) {
                 universes.push(host.stats.borrow().info.clone());
+            }
+            // Universes of linked peers, watchable through portals, named "<peer>/<universe>".
+            for link in shared.federation.links() {
+                universes.extend(link.universes.into_iter().map(|mut u| {
+                    u.name = format!("{}/{}", link.name, u.name);
+                    u
+                }));
             }
             reply(
                 &streams.outbox,
@@ -342,6 +397,16 @@ async fn route(
             return;
         }
     };
+    let remote = shared
+        .universes
+        .get(universe)
+        .is_none()
+        .then(|| shared.federation.route(universe))
+        .flatten();
+    if let Some(peer) = remote {
+        portal(shared, streams, peer, universe, command, span);
+        return;
+    }
     let Some(host) = shared.universes.get(universe) else {
         tracing::info!(parent: span, %universe, "request for an unknown universe");
         let error = ServerMessage::Error {

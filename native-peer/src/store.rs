@@ -9,6 +9,7 @@
 //! | `users` | user id | JSON [`UserRecord`] |
 //! | `chat` | (room, seq) | JSON [`ChatMessage`] |
 //! | `rooms` | room | JSON [`RoomRecord`] (settings, owner, invites) |
+//! | `journal` | (universe, n) | bitcode transfer [`JournalRecord`], in the order written |
 //!
 //! Every method is one write transaction committed with redb's default immediate durability
 //! (fsync) before it returns, so whatever a caller acknowledges survives a crash, and
@@ -17,6 +18,7 @@
 
 use std::path::Path;
 
+use multiverse_core::federation::JournalRecord;
 use multiverse_core::ids::{RoomId, UniverseId, UserId};
 use multiverse_core::room::{ChatMessage, RoomRecord, CHAT_MEMORY};
 use multiverse_core::universe::UniverseSnapshot;
@@ -35,6 +37,7 @@ const WORLD_NAMES: TableDefinition<(u128, &str), u128> = TableDefinition::new("w
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 const CHAT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat");
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
+const JOURNAL: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("journal");
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +165,7 @@ impl Store {
             tx.open_table(USERS)?;
             tx.open_table(CHAT)?;
             tx.open_table(ROOMS)?;
+            tx.open_table(JOURNAL)?;
         }
         tx.commit()?;
         Ok(Store { db })
@@ -249,11 +253,13 @@ impl Store {
         Ok(())
     }
 
-    /// Saves a world's universe and records when.
+    /// Saves a world's universe and records when; with a transfer `checkpoint`, the
+    /// universe's journal is replaced by it in the same transaction.
     pub fn save_world(
         &self,
         world: &WorldRecord,
         snapshot: &UniverseSnapshot,
+        checkpoint: Option<&[JournalRecord]>,
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         {
@@ -264,6 +270,9 @@ impl Store {
             worlds.insert(world.id.as_u128(), json(world).as_slice())?;
             tx.open_table(UNIVERSES)?
                 .insert(world.id.as_u128(), snapshot.encode().as_slice())?;
+            if let Some(checkpoint) = checkpoint {
+                replace_journal(&mut tx.open_table(JOURNAL)?, world.id, checkpoint)?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -374,6 +383,81 @@ impl Store {
         newest.reverse();
         Ok(newest)
     }
+}
+
+impl Store {
+    /// Appends transfer journal records of a universe's engine, durably, in one transaction.
+    pub fn append_journal(
+        &self,
+        universe: UniverseId,
+        records: &[JournalRecord],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(JOURNAL)?;
+            let key = universe.as_u128();
+            let next = table
+                .range((key, 0)..=(key, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(k, _)| k.value().1 + 1);
+            for (n, record) in (next..).zip(records) {
+                table.insert((key, n), bitcode::encode(record).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every journal record of a universe's engine, in the order written.
+    pub fn journal(&self, universe: UniverseId) -> Result<Vec<JournalRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(JOURNAL)?;
+        let key = universe.as_u128();
+        let mut out = Vec::new();
+        for row in table.range((key, 0)..=(key, u64::MAX))? {
+            let (_, v) = row?;
+            out.push(
+                bitcode::decode(v.value())
+                    .map_err(|e| StoreError::Corrupt(format!("journal of {universe}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Saves a universe and replaces its journal with `checkpoint` in one transaction (the
+    /// engine's compaction rule: the checkpoint is only valid together with that save).
+    pub fn save_with_checkpoint(
+        &self,
+        snapshot: &UniverseSnapshot,
+        checkpoint: &[JournalRecord],
+    ) -> Result<(), StoreError> {
+        let key = snapshot.config.id.as_u128();
+        let tx = self.db.begin_write()?;
+        {
+            replace_journal(&mut tx.open_table(JOURNAL)?, snapshot.config.id, checkpoint)?;
+            tx.open_table(UNIVERSES)?
+                .insert(key, snapshot.encode().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn replace_journal(
+    table: &mut redb::Table<'_, (u128, u64), &[u8]>,
+    universe: UniverseId,
+    records: &[JournalRecord],
+) -> Result<(), StoreError> {
+    let key = universe.as_u128();
+    table.retain_in((key, 0)..=(key, u64::MAX), |_, _| false)?;
+    for (n, record) in records.iter().enumerate() {
+        table.insert((key, n as u64), bitcode::encode(record).as_slice())?;
+    }
+    Ok(())
 }
 
 impl crate::chat_store::ChatStore for Store {

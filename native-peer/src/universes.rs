@@ -11,7 +11,7 @@ use multiverse_core::universe::{Universe, UniverseInfo};
 use multiverse_core::world::Template;
 use tokio_util::sync::CancellationToken;
 
-use crate::host::{self, HostCommand, HostHandle};
+use crate::host::{self, HostCommand, HostHandle, TransferContext};
 
 #[derive(Debug)]
 struct Hosted {
@@ -25,19 +25,39 @@ pub struct Universes {
     hosts: RwLock<BTreeMap<UniverseId, Hosted>>,
     order: RwLock<Vec<UniverseId>>,
     shutdown: CancellationToken,
+    transfer_ctx: TransferContext,
 }
 
 impl Universes {
-    /// Starts a demo universe per built-in template ("sandbox", "aquarium", "galaxy").
-    pub fn start_demos(peer: PeerId, shutdown: &CancellationToken) -> Self {
+    /// Starts a demo universe per built-in template ("sandbox", "aquarium", "galaxy"), as
+    /// last saved if the store has it (entities that travelled stay travelled).
+    pub fn start_demos(
+        peer: PeerId,
+        shutdown: &CancellationToken,
+        transfer_ctx: TransferContext,
+    ) -> Self {
         let universes = Universes {
             hosts: RwLock::default(),
             order: RwLock::default(),
             shutdown: shutdown.clone(),
+            transfer_ctx,
         };
         for (i, template) in Template::builtin().into_iter().enumerate() {
             let id = universe_id(peer, &template.name);
-            let universe = template.instantiate(id, &template.name, 0x5EED + i as u64);
+            let saved = universes
+                .transfer_ctx
+                .store
+                .universe(id)
+                .map_err(|e| tracing::error!(universe = %id, "cannot load the saved demo: {e}"))
+                .ok()
+                .flatten()
+                .and_then(|s| {
+                    Universe::restore(s)
+                        .map_err(|e| tracing::error!(universe = %id, "saved demo unusable: {e}"))
+                        .ok()
+                });
+            let universe = saved
+                .unwrap_or_else(|| template.instantiate(id, &template.name, 0x5EED + i as u64));
             universes.insert(universe, template.interaction, true);
         }
         universes
@@ -51,10 +71,18 @@ impl Universes {
         listed: bool,
     ) -> HostHandle {
         let id = universe.config().id;
+        let journal = self.transfer_ctx.store.journal(id).unwrap_or_else(|e| {
+            // Without its journal a universe must not take part in transfers blindly; the
+            // records stay on disk for the next start.
+            tracing::error!(universe = %id, "cannot read the transfer journal: {e}");
+            Vec::new()
+        });
         let handle = host::spawn(
             universe,
             StreamServer::new(id, interaction),
             self.shutdown.child_token(),
+            self.transfer_ctx.clone(),
+            journal,
         );
         let old = self.hosts.write().expect("universes lock").insert(
             id,
@@ -105,6 +133,24 @@ impl Universes {
             .iter()
             .filter_map(|id| hosts.get(id))
             .map(|h| h.handle.stats.borrow().info.clone())
+            .collect()
+    }
+
+    /// Every transfer event of every host, as they happen.
+    pub fn transfer_events(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<(UniverseId, multiverse_core::federation::TransferEvent)>
+    {
+        self.transfer_ctx.events.subscribe()
+    }
+
+    /// Every hosted universe id, listed or not.
+    pub fn ids(&self) -> Vec<UniverseId> {
+        self.hosts
+            .read()
+            .expect("universes lock")
+            .keys()
+            .copied()
             .collect()
     }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use multiverse_core::federation::JournalRecord;
 use multiverse_core::ids::{RoomId, UniverseId, UserId};
 use multiverse_core::universe::{Universe, UniverseSnapshot};
 use multiverse_core::world::normalize_world_name;
@@ -178,7 +179,10 @@ pub async fn list(shared: &Arc<Shared>, owner: UserId) -> Result<Vec<WorldRecord
     Ok(mine)
 }
 
-async fn snapshot_of(shared: &Shared, id: UniverseId) -> Result<UniverseSnapshot, WorldError> {
+/// A universe's snapshot and the transfer checkpoint valid with it.
+type Saved = (UniverseSnapshot, Option<Vec<JournalRecord>>);
+
+async fn snapshot_of(shared: &Shared, id: UniverseId) -> Result<Saved, WorldError> {
     let host = shared.universes.get(id).ok_or(WorldError::NotRunning)?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     host.commands
@@ -194,13 +198,13 @@ pub async fn save(
     mut world: WorldRecord,
     active: bool,
 ) -> Result<WorldRecord, WorldError> {
-    let snapshot = snapshot_of(shared, world.id).await?;
+    let (snapshot, checkpoint) = snapshot_of(shared, world.id).await?;
     world.saved_ms = now_ms();
     if active {
         world.active_ms = world.saved_ms;
     }
     let (store, record) = (shared.store.clone(), world.clone());
-    blocking(move || store.save_world(&record, &snapshot)).await?;
+    blocking(move || store.save_world(&record, &snapshot, checkpoint.as_deref())).await?;
     Ok(world)
 }
 
@@ -264,6 +268,29 @@ pub async fn save_all(shared: &Arc<Shared>) -> usize {
         }
     };
     let mut saved = 0;
+    let worlds_ids: Vec<UniverseId> = worlds.iter().map(|w| w.id).collect();
+    // The public demos are saved too, so entities that travelled stay where they went.
+    for id in shared.universes.ids() {
+        if worlds_ids.contains(&id) || !shared.universes.is_listed(id) {
+            continue;
+        }
+        match snapshot_of(shared, id).await {
+            Ok((snapshot, checkpoint)) => {
+                let store = shared.store.clone();
+                let result = blocking(move || match checkpoint {
+                    Some(c) => store.save_with_checkpoint(&snapshot, &c),
+                    None => store.put_universe(&snapshot),
+                })
+                .await;
+                match result {
+                    Ok(()) => saved += 1,
+                    Err(e) => tracing::error!(universe = %id, "autosave failed: {e}"),
+                }
+            }
+            Err(WorldError::NotRunning) => {}
+            Err(e) => tracing::error!(universe = %id, "autosave failed: {e}"),
+        }
+    }
     for world in worlds {
         let active = shared
             .universes

@@ -554,7 +554,7 @@ fn failing_writes() -> [(&'static str, StoreWrite, Seen); 3] {
         ),
         (
             "save_world",
-            |s| s.save_world(&saved_good(), &world_universe(1, 25)),
+            |s| s.save_world(&saved_good(), &world_universe(1, 25), None),
             Seen {
                 worlds: vec![saved_good()],
                 universe_1: Some(world_universe(1, 25)),

@@ -21,7 +21,7 @@ fn passes_filter(e: &Entity, interest: &super::server::Interest) -> bool {
 }
 
 /// The entities a group should see now: (slot index, distance to the centre), ordered by
-/// index, at most `max_entities` nearest.
+/// index, at most `max_entities` nearest. Hidden entities are never selected.
 fn select(group: &Group, universe: &Universe, grid: &Grid, scratch: &mut Scratch) {
     let Scratch {
         selected,
@@ -38,7 +38,11 @@ fn select(group: &Group, universe: &Universe, grid: &Grid, scratch: &mut Scratch
         .unwrap_or(universe.config().physics.bounds)
         .centre();
     let mut consider = |index: u32| {
-        let Some((_, e)) = universe.get_by_index(index) else {
+        // Hidden entities (in transit to or arriving from another peer) are nobody's to see.
+        let Some((_, e)) = universe
+            .get_by_index(index)
+            .filter(|_| !universe.is_hidden_at(index))
+        else {
             return;
         };
         if interest.viewport.is_some_and(|v| !v.contains(e.position)) || !passes_filter(e, interest)

@@ -29,7 +29,9 @@ impl Universe {
                     "clear_mine" => {
                         let mine: Vec<_> = self
                             .iter()
-                            .filter(|(_, e)| viewer.is_some() && e.owner == viewer)
+                            .filter(|(id, e)| {
+                                viewer.is_some() && e.owner == viewer && !self.is_hidden(*id)
+                            })
                             .map(|(id, _)| id)
                             .collect();
                         for id in mine {
@@ -60,7 +62,7 @@ impl Universe {
         let speed = self.config.physics.max_speed;
         let near: Vec<_> = self
             .iter()
-            .filter(|(_, e)| e.position.distance(at) < RIPPLE_RADIUS)
+            .filter(|(id, e)| e.position.distance(at) < RIPPLE_RADIUS && !self.is_hidden(*id))
             .map(|(id, e)| (id, e.position))
             .collect();
         for (id, p) in near {

@@ -12,6 +12,7 @@ mod demo;
 mod interact;
 mod sim;
 mod snapshot;
+mod transit;
 
 use std::fmt;
 
@@ -28,27 +29,34 @@ use crate::rng::Rng;
 
 /// The universe's laws: what the passage compatibility score compares between universes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct Physics {
     /// World bounds; entities bounce off the edges.
     pub bounds: Rect,
     /// Downward acceleration, world units/s² (0 for top-down worlds).
+    #[cfg_attr(test, proptest(strategy = "crate::testing::finite_f32()"))]
     pub gravity: f32,
     /// Fraction of speed lost per second (0 = none).
+    #[cfg_attr(test, proptest(strategy = "crate::testing::finite_f32()"))]
     pub friction: f32,
     /// Speed limit, world units/s.
+    #[cfg_attr(test, proptest(strategy = "crate::testing::finite_f32()"))]
     pub max_speed: f32,
     /// How often a wandering entity picks a new heading, per second.
+    #[cfg_attr(test, proptest(strategy = "crate::testing::finite_f32()"))]
     pub wander_rate: f32,
 }
 
 /// Identity, pace and laws of a universe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct UniverseConfig {
     /// Stable id.
     pub id: UniverseId,
     /// Display name.
     pub name: String,
     /// Simulated seconds per real second.
+    #[cfg_attr(test, proptest(strategy = "crate::testing::finite_f32()"))]
     pub time_scale: f32,
     /// Simulation ticks per second (1–60).
     pub tick_rate: u32,
@@ -152,6 +160,14 @@ struct Slot {
     entity: Option<Entity>,
     /// Tick of the last change to anything but the position.
     meta_tick: u64,
+    /// Hidden from streams, interactions and the simulation: an entity in transit to another
+    /// peer, or one arriving that is not committed yet (see [`Universe::set_hidden`]).
+    /// Transient: snapshots do not record it; the transfer journal restores it.
+    hidden: bool,
+    /// The least generation the slot takes when its entity is despawned: ids a transfer
+    /// journal retired while an older entity held the slot (see [`Universe::retire`]).
+    /// Transient, like `hidden`.
+    floor: u32,
 }
 
 /// A live universe. See the module docs.
@@ -189,6 +205,13 @@ pub enum UniverseError {
     /// The user has spawned as many entities as allowed.
     #[error("you already have {0} spawned entities here; clear_mine first")]
     SpawnLimit(usize),
+    /// [`Universe::insert_with_id`]: the slot holds another live entity.
+    #[error("slot of {0} holds another entity")]
+    SlotTaken(EntityId),
+    /// [`Universe::insert_with_id`]: the slot was reused after this id, so the entity with
+    /// this id was removed later and must not come back.
+    #[error("{0} was superseded by a later entity in its slot")]
+    Superseded(EntityId),
 }
 
 impl fmt::Display for EntityId {
@@ -282,6 +305,7 @@ impl Universe {
                 let slot = &mut self.slots[index as usize];
                 slot.entity = Some(entity);
                 slot.meta_tick = tick;
+                slot.hidden = false;
                 EntityId {
                     index,
                     generation: slot.generation,
@@ -293,6 +317,8 @@ impl Universe {
                     generation: 0,
                     entity: Some(entity),
                     meta_tick: tick,
+                    hidden: false,
+                    floor: 0,
                 });
                 EntityId {
                     index,
@@ -312,7 +338,8 @@ impl Universe {
             .entity
             .take()
             .expect("slot_mut only returns live slots");
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = slot.generation.wrapping_add(1).max(slot.floor);
+        slot.hidden = false;
         self.free.push(id.index);
         self.live -= 1;
         self.events.push(UniverseEvent::Despawned { entity: id });
@@ -372,7 +399,8 @@ impl Universe {
         Ok(())
     }
 
-    /// Every live entity with its id, in slot order.
+    /// Every live entity with its id, in slot order, hidden ones included
+    /// (see [`Universe::is_hidden`]).
     pub fn iter(&self) -> impl Iterator<Item = (EntityId, &Entity)> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
             let entity = s.entity.as_ref()?;

@@ -11,6 +11,10 @@ pub(super) fn step(universe: &mut Universe, dt: f32) {
     let b = physics.bounds;
     let rng = &mut universe.rng;
     for slot in &mut universe.slots {
+        if slot.hidden {
+            // In transit or arriving: frozen where it was until it is back in the world.
+            continue;
+        }
         let Some(e) = slot.entity.as_mut() else {
             continue;
         };

@@ -1,6 +1,7 @@
 //! Saving a universe and bringing it back exactly: the same entity ids (index and
 //! generation), tick, random state and terrain, so links, streams and transfer journals that
-//! name an entity still find it after a restart.
+//! name an entity still find it after a restart. Whether an entity is hidden (in transit) is
+//! not saved: `federation::TransferEngine::restore` hides it again from its journal.
 
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,8 @@ impl Universe {
                 generation,
                 entity: None,
                 meta_tick: snapshot.tick,
+                hidden: false,
+                floor: 0,
             })
             .collect();
         for saved in snapshot.entities {

@@ -20,7 +20,10 @@ mod server;
 
 pub use client::{ClientMessage, Hello, ValidationError, MAX_DISPLAY_NAME_CHARS};
 pub use codec::{Codec, CodecError, Frame, WireMessage};
-pub use federation::{PeerHello, PeerMessage};
+pub use federation::{
+    NackReason, PassageGrant, PassageRejectReason, PassageRequest, PeerHello, PeerMessage,
+    RemoteSubscription, TransferControl, TransferPrepare,
+};
 pub use server::{CloseCode, ErrorCode, ServerMessage, Welcome};
 
 /// The protocol version spoken by this build. Bumped on every incompatible change.

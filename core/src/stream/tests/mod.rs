@@ -156,6 +156,7 @@ fn reference_view(
     let f = &config.filter;
     let mut chosen: Vec<(f32, EntityState)> = u
         .iter()
+        .filter(|(id, _)| !u.is_hidden(*id))
         .filter(|(_, e)| viewport.is_none_or(|v| v.contains(e.position)))
         .filter(|(_, e)| f.kinds.is_empty() || f.kinds.contains(&e.kind))
         .filter(|(_, e)| f.tags.is_empty() || f.tags.iter().any(|t| e.tags.contains(t)))
@@ -206,6 +207,11 @@ enum Op {
         x: f32,
         y: f32,
         owner: u64,
+    },
+    /// Hides (in transit) or shows an entity.
+    Hide {
+        pick: u32,
+        hidden: bool,
     },
 }
 
@@ -284,6 +290,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => k.clone().prop_map(|k| Op::QueueFull { k }),
         3 => (any::<u32>(), 0u8..6).prop_map(|(pick, what)| Op::Mutate { pick, what }),
         1 => (0f32..500.0, 0f32..500.0, 0u64..4).prop_map(|(x, y, owner)| Op::Spawn { x, y, owner }),
+        2 => (any::<u32>(), any::<bool>()).prop_map(|(pick, hidden)| Op::Hide { pick, hidden }),
     ]
 }
 
@@ -365,6 +372,12 @@ fn apply(
             let mut e = Entity::new("gem", Vec2::new(x, y), r).with_tags(&["cool"]);
             e.owner = Some(user(owner));
             h.universe.spawn(e).expect("room for one more");
+        }
+        Op::Hide { pick, hidden } => {
+            let ids: Vec<_> = h.universe.iter().map(|(id, _)| id).collect();
+            if let Some(id) = ids.get(pick as usize % ids.len().max(1)) {
+                h.universe.set_hidden(*id, hidden).expect("live");
+            }
         }
     }
     h.deliver();

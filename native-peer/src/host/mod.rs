@@ -6,12 +6,17 @@
 //! subscriber gets a fresh snapshot later instead of an unbounded backlog. Frames shared by
 //! a whole interest group are encoded once per encoding.
 
+mod transfers;
+
+pub use transfers::{endpoint, universe_of, Envelope, TransferContext};
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
-use multiverse_core::ids::UserId;
+use multiverse_core::federation::{TransferEngine, TransferError, TransferRequest};
+use multiverse_core::ids::{TransferId, UserId};
 use multiverse_core::stream::{
     Interaction, StreamConfiguration, StreamError, StreamServer, SubscriberId, ViewMode,
 };
@@ -140,12 +145,27 @@ pub enum HostCommand {
         /// Where `events` messages go.
         outbox: Outbox,
     },
-    /// Copy the universe as it is now (for saving).
-    Snapshot(oneshot::Sender<UniverseSnapshot>),
+    /// Copy the universe as it is now, with the transfer checkpoint that is valid together
+    /// with it (`None` when transfers are halted: keep the journal as it is).
+    Snapshot(
+        oneshot::Sender<(
+            UniverseSnapshot,
+            Option<Vec<multiverse_core::federation::JournalRecord>>,
+        )>,
+    ),
     /// Put another universe in its place (reload from a save); every viewer is resynced.
     Replace(Box<Universe>),
     /// Tell every viewer why, then stop (the world was deleted).
     Stop(String),
+    /// A transfer message for this universe's engine from another universe's engine.
+    Transfer(Box<Envelope>),
+    /// Send one of this universe's entities to another universe.
+    StartTransfer {
+        /// What, where.
+        request: TransferRequest,
+        /// The transfer id, or why it could not start.
+        reply: oneshot::Sender<Result<TransferId, TransferError>>,
+    },
 }
 
 /// What `/api/universes/{id}/views` reports for one subscriber.
@@ -174,6 +194,10 @@ pub struct HostStats {
     pub avg_tick_micros: u64,
     /// Longest tick of the last [`MAX_WINDOW_TICKS`] ticks, microseconds.
     pub max_tick_micros: u64,
+    /// Transfers this universe is sending that are not settled.
+    pub transfers_out: usize,
+    /// Transfers arriving here, stored hidden until the source commits.
+    pub transfers_in: usize,
 }
 
 /// Ticks over which [`HostStats::max_tick_micros`] is taken.
@@ -188,9 +212,18 @@ pub struct HostHandle {
     pub stats: watch::Receiver<HostStats>,
 }
 
-/// Starts a host task for `universe`, stopping when `shutdown` is cancelled.
-pub fn spawn(universe: Universe, stream: StreamServer, shutdown: CancellationToken) -> HostHandle {
-    let (commands, rx) = mpsc::channel(256);
+/// Starts a host task for `universe`, stopping when `shutdown` is cancelled. `journal` is
+/// the universe's transfer journal: in-flight transfers resume (and the universe is
+/// repaired to agree with them) before the first tick.
+pub fn spawn(
+    mut universe: Universe,
+    stream: StreamServer,
+    shutdown: CancellationToken,
+    transfer_ctx: TransferContext,
+    journal: Vec<multiverse_core::federation::JournalRecord>,
+) -> HostHandle {
+    let transfers = transfers::engine_for(&mut universe, journal, &transfer_ctx);
+    let (commands, rx) = mpsc::channel(1024);
     let stats = HostStats {
         info: UniverseInfo::of(&universe),
         subscribers: 0,
@@ -199,6 +232,8 @@ pub fn spawn(universe: Universe, stream: StreamServer, shutdown: CancellationTok
         dropped_frames: 0,
         avg_tick_micros: 0,
         max_tick_micros: 0,
+        transfers_out: transfers.outgoing_count(),
+        transfers_in: transfers.incoming_count(),
     };
     let (stats_tx, stats_rx) = watch::channel(stats);
     let host = Host {
@@ -210,6 +245,9 @@ pub fn spawn(universe: Universe, stream: StreamServer, shutdown: CancellationTok
         bus: EventBus::default(),
         bus_outboxes: BTreeMap::new(),
         timing: Timing::default(),
+        transfers,
+        transfer_ctx,
+        transfers_halted: false,
     };
     tokio::spawn(host.run(rx, stats_tx, shutdown));
     HostHandle {
@@ -227,6 +265,9 @@ struct Host {
     bus: EventBus<SubscriberId>,
     bus_outboxes: BTreeMap<SubscriberId, Outbox>,
     timing: Timing,
+    transfers: TransferEngine,
+    transfer_ctx: TransferContext,
+    transfers_halted: bool,
 }
 
 /// Tick-duration statistics.
@@ -269,9 +310,18 @@ impl Host {
             Duration::from_secs_f64(1.0 / f64::from(self.universe.config().tick_rate.max(1)));
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Relocations found while restoring the journal are written (and resends go out)
+        // before the first tick.
+        self.flush_transfers().await;
         loop {
+            let clock = self.transfer_ctx.clock;
+            let transfer_due = self.transfers.poll_timeout().map(|t| clock.instant(t));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
+                _ = crate::clock::sleep_until(transfer_due) => {
+                    self.transfers.handle_timeout(clock.now());
+                    self.flush_transfers().await;
+                }
                 _ = ticks.tick() => {
                     let started = Instant::now();
                     self.universe.step();
@@ -282,18 +332,53 @@ impl Host {
                     self.publish(&stats, started.elapsed());
                 }
                 command = commands.recv() => match command {
-                    Some(HostCommand::Stop(reason)) => {
-                        self.stop(&reason);
-                        return;
-                    }
                     Some(command) => {
-                        self.handle(command);
-                        self.flush();
+                        if self.handle_batch(command, &mut commands).await {
+                            return;
+                        }
                     }
                     None => return,
                 },
             }
         }
+    }
+
+    /// Handles `first` and whatever else is queued (so one journal write covers a batch),
+    /// then performs the outputs. Returns whether the host must stop.
+    async fn handle_batch(
+        &mut self,
+        first: HostCommand,
+        commands: &mut mpsc::Receiver<HostCommand>,
+    ) -> bool {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(command) = next.take() {
+            match command {
+                HostCommand::Stop(reason) => {
+                    self.flush_transfers().await;
+                    self.stop(&reason);
+                    return true;
+                }
+                HostCommand::Snapshot(reply) => {
+                    // A save must not include effects whose journal records are not durable.
+                    self.flush_transfers().await;
+                    let checkpoint = if self.transfers_halted {
+                        None
+                    } else {
+                        Some(self.transfers.checkpoint())
+                    };
+                    let _ = reply.send((self.universe.snapshot(), checkpoint));
+                }
+                command => self.handle(command),
+            }
+            handled += 1;
+            if handled < 256 {
+                next = commands.try_recv().ok();
+            }
+        }
+        self.flush_transfers().await;
+        self.flush();
+        false
     }
 
     fn handle(&mut self, command: HostCommand) {
@@ -347,9 +432,8 @@ impl Host {
                 }
                 return;
             }
-            HostCommand::Snapshot(reply) => {
-                let _ = reply.send(self.universe.snapshot());
-                return;
+            HostCommand::Snapshot(_) | HostCommand::Stop(_) => {
+                unreachable!("handled in handle_batch")
             }
             HostCommand::Replace(universe) => {
                 self.universe = *universe;
@@ -361,7 +445,28 @@ impl Host {
                 }
                 return;
             }
-            HostCommand::Stop(_) => return,
+            HostCommand::Transfer(envelope) => {
+                let now = self.transfer_ctx.clock.now();
+                if !self.transfers_halted {
+                    self.transfers.handle_message(
+                        endpoint(envelope.from),
+                        &envelope.message,
+                        &mut self.universe,
+                        now,
+                    );
+                }
+                return;
+            }
+            HostCommand::StartTransfer { request, reply } => {
+                let now = self.transfer_ctx.clock.now();
+                let result = if self.transfers_halted {
+                    Err(TransferError::NoSuchUniverse(self.universe.config().id))
+                } else {
+                    self.transfers.start(request, &mut self.universe, now)
+                };
+                let _ = reply.send(result);
+                return;
+            }
             HostCommand::Interact(sub, interaction) => (sub, self.interact(sub, &interaction)),
             HostCommand::Views(reply) => {
                 let views = self
@@ -492,6 +597,8 @@ impl Host {
             dropped_frames: self.dropped,
             avg_tick_micros: self.timing.avg_micros.round() as u64,
             max_tick_micros: self.timing.max(),
+            transfers_out: self.transfers.outgoing_count(),
+            transfers_in: self.transfers.incoming_count(),
         });
     }
 }

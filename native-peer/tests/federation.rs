@@ -1,0 +1,256 @@
+//! Federation on real sockets: two peers in one process, linked over loopback, moving
+//! entities between their universes through the REST API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestPeer;
+use serde_json::{json, Value};
+
+async fn get(peer: &TestPeer, path: &str) -> Value {
+    serde_json::from_str(&peer.get(path).await.text().await.unwrap()).unwrap()
+}
+
+async fn post(peer: &TestPeer, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}{path}", peer.addr))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+/// `(id, entities, transfers out, transfers in)` of a peer's universe by name.
+async fn universe(peer: &TestPeer, name: &str) -> (String, u64, u64, u64) {
+    let list = get(peer, "/api/universes").await;
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stats = get(peer, &format!("/api/universes/{id}")).await;
+    (
+        id,
+        stats["info"]["entities"].as_u64().unwrap(),
+        stats["transfers_out"].as_u64().unwrap(),
+        stats["transfers_in"].as_u64().unwrap(),
+    )
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_peers_move_an_entity_exactly_once() {
+    let b = TestPeer::start(|c| c.name = "bee".into()).await;
+    let b_addr = format!("ws://{}/peer", b.addr);
+    let a = TestPeer::start(|c| {
+        c.name = "ant".into();
+        c.peers = vec![b_addr.clone()];
+    })
+    .await;
+    eventually("the link on both sides", || async {
+        get(&a, "/api/peers").await["links"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+            && get(&b, "/api/peers").await["links"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 1
+    })
+    .await;
+    let links = get(&a, "/api/peers").await;
+    assert_eq!(links["links"][0]["name"], "bee");
+    assert_eq!(links["dialled"][0]["state"], "connected");
+
+    let (a_sandbox, a_before, _, _) = universe(&a, "sandbox").await;
+    let (b_sandbox, b_before, _, _) = universe(&b, "sandbox").await;
+    eventually("B's universes listed to A", || async {
+        get(&a, "/api/peers").await["links"][0]["universes"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 3
+    })
+    .await;
+    for index in 0..5 {
+        let (status, body) = post(
+            &a,
+            "/api/transfers",
+            json!({"universe": a_sandbox, "entity": {"index": index, "generation": 0}, "target_universe": b_sandbox, "exit": {"x": 10.0, "y": 10.0}}),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // The same entity twice: the second is refused while the first is in flight or gone.
+    let (status, _) = post(&a, "/api/transfers", json!({"universe": a_sandbox, "entity": {"index": 0, "generation": 0}, "target_universe": b_sandbox})).await;
+    assert!(status == 409 || status == 404, "{status}");
+    eventually("five entities to arrive and settle", || async {
+        let (_, a_now, a_out, _) = universe(&a, "sandbox").await;
+        let (_, b_now, _, b_in) = universe(&b, "sandbox").await;
+        a_now == a_before - 5 && b_now == b_before + 5 && a_out == 0 && b_in == 0
+    })
+    .await;
+
+    // Bad requests: unknown target universe, unknown entity.
+    let (status, body) = post(&a, "/api/transfers", json!({"universe": a_sandbox, "entity": {"index": 9, "generation": 0}, "target_universe": "00000000-0000-0000-0000-000000000001"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_universe"))
+    );
+    let (status, body) = post(&a, "/api/transfers", json!({"universe": a_sandbox, "entity": {"index": 9999, "generation": 0}, "target_universe": b_sandbox})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_entity"))
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_between_two_universes_of_one_peer() {
+    let a = TestPeer::start(|_| {}).await;
+    let (sandbox, s0, _, _) = universe(&a, "sandbox").await;
+    let (aquarium, q0, _, _) = universe(&a, "aquarium").await;
+    let (status, body) = post(&a, "/api/transfers", json!({"universe": sandbox, "entity": {"index": 3, "generation": 0}, "target_universe": aquarium})).await;
+    assert_eq!(status, 202, "{body}");
+    eventually("the entity to move", || async {
+        let (_, s, out, _) = universe(&a, "sandbox").await;
+        let (_, q, _, inc) = universe(&a, "aquarium").await;
+        s == s0 - 1 && q == q0 + 1 && out == 0 && inc == 0
+    })
+    .await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_peer_addresses_are_refused() {
+    let a = TestPeer::start(|_| {}).await;
+    for bad in [
+        "",
+        "nonsense",
+        "https://example:1",
+        "ws://host:1/other/path",
+    ] {
+        let (status, body) = post(&a, "/api/peers", json!({"address": bad})).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad:?}"
+        );
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_watch_a_remote_universe_through_one_shared_upstream() {
+    use common::{joined, recv, send};
+    use multiverse_core::stream::{StreamConfiguration, ViewMode};
+    use multiverse_core::wire::{ClientMessage, Encoding, ErrorCode, ServerMessage};
+
+    let b = TestPeer::start(|c| c.name = "bee".into()).await;
+    let b_addr = format!("ws://{}/peer", b.addr);
+    let a = TestPeer::start(|c| c.peers = vec![b_addr.clone()]).await;
+    eventually("B's universes listed to A", || async {
+        get(&a, "/api/peers").await["links"]
+            .get(0)
+            .is_some_and(|l| l["universes"].as_array().unwrap().len() == 3)
+    })
+    .await;
+    let (b_sandbox, _, _, _) = universe(&b, "sandbox").await;
+    let remote: multiverse_core::ids::UniverseId = b_sandbox.parse().unwrap();
+
+    let mut viewers = Vec::new();
+    for encoding in [Encoding::Binary, Encoding::Json] {
+        let mut ws = joined(&a, encoding).await;
+        send(&mut ws, encoding, &ClientMessage::ListUniverses).await;
+        let listed = loop {
+            if let ServerMessage::UniverseList { universes } = recv(&mut ws, encoding).await {
+                break universes;
+            }
+        };
+        assert!(
+            listed
+                .iter()
+                .any(|u| u.id == remote && u.name == "bee/sandbox"),
+            "{listed:?}"
+        );
+        let subscribe = ClientMessage::Subscribe {
+            universe: remote,
+            config: StreamConfiguration::default(),
+            viewport: None,
+            mode: ViewMode::Observe,
+        };
+        send(&mut ws, encoding, &subscribe).await;
+        viewers.push((ws, encoding));
+    }
+    for (ws, encoding) in &mut viewers {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let (mut snapshot, mut updates) = (None, 0);
+        while updates < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "portal frames stopped"
+            );
+            match recv(ws, *encoding).await {
+                ServerMessage::Snapshot(s) => snapshot = Some(s.entities.len()),
+                ServerMessage::Update(_) if snapshot.is_some() => updates += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(snapshot, Some(300), "the whole remote sandbox arrives");
+    }
+    let stats = get(&b, &format!("/api/universes/{b_sandbox}")).await;
+    assert_eq!(stats["subscribers"], 1, "one upstream serves both viewers");
+
+    // A portal is view-only.
+    let (ws, encoding) = &mut viewers[0];
+    let click = ClientMessage::Interact {
+        universe: remote,
+        interaction: multiverse_core::stream::Interaction::Click {
+            at: multiverse_core::universe::Vec2::new(1.0, 1.0),
+        },
+    };
+    send(ws, *encoding, &click).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline);
+        if let ServerMessage::Error { code, .. } = recv(ws, *encoding).await {
+            assert_eq!(code, ErrorCode::NotPermitted);
+            break;
+        }
+    }
+    drop(viewers);
+    eventually("the upstream to close when the viewers leave", || async {
+        get(&b, &format!("/api/universes/{b_sandbox}")).await["subscribers"] == 0
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
