@@ -33,6 +33,12 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/worlds/{id}/reload", post(reload_world))
         .route("/api/peers", get(peers).post(add_peer))
         .route("/api/transfers", post(start_transfer))
+        .route("/api/passages", get(list_passages).post(open_passage))
+        .route("/api/passages/{id}", axum::routing::delete(close_passage))
+        .route(
+            "/api/universes/{id}/passage-policy",
+            axum::routing::put(set_policy),
+        )
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
 }
@@ -517,4 +523,164 @@ async fn start_transfer(
         Json(serde_json::json!({"transfer": id})),
     )
         .into_response())
+}
+
+async fn list_passages(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.passages.list()).into_response()
+}
+
+fn default_sync_hz() -> u32 {
+    20
+}
+
+/// `POST /api/passages` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenPassage {
+    /// The peer hosting `to_universe`; needed when that universe is not in its list.
+    #[serde(default)]
+    peer: Option<multiverse_core::ids::PeerId>,
+    from_universe: UniverseId,
+    to_universe: UniverseId,
+    #[serde(default)]
+    view: Option<multiverse_core::stream::ViewMode>,
+    #[serde(default)]
+    interaction: Option<multiverse_core::stream::InteractionMode>,
+    #[serde(default = "default_sync_hz")]
+    sync_hz: u32,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn open_passage(
+    State(shared): State<Arc<Shared>>,
+    request: Result<Json<OpenPassage>, JsonRejection>,
+) -> Api {
+    let request = body(request)?;
+    if !(1..=60).contains(&request.sync_hz) {
+        return Err(bad_request("sync_hz must be 1–60"));
+    }
+    let unknown = |m: String| ApiError::new(StatusCode::NOT_FOUND, "unknown_universe", m);
+    let config = crate::federation::config_of(&shared, request.from_universe)
+        .await
+        .ok_or_else(|| unknown(format!("no universe {} here", request.from_universe)))?;
+    let linked = |p: &multiverse_core::ids::PeerId| {
+        shared.federation.links().iter().any(|l| l.peer_id == *p)
+    };
+    let remote = request
+        .peer
+        .filter(linked)
+        .or_else(|| shared.federation.route(request.to_universe))
+        .ok_or_else(|| {
+            unknown(format!(
+                "no linked peer lists universe {}",
+                request.to_universe
+            ))
+        })?;
+    let passage = crate::passages::request(
+        config,
+        request.to_universe,
+        request.view,
+        request
+            .interaction
+            .unwrap_or(multiverse_core::stream::InteractionMode::None),
+        request.sync_hz,
+        request.password,
+    );
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let command = crate::passages::PassageCommand::Open(Box::new(passage), remote, reply);
+    let gone = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_running",
+            "the peer is stopping",
+        )
+    };
+    shared
+        .passages
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| gone())?;
+    let id = answer.await.map_err(|_| gone())?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"passage": id})),
+    )
+        .into_response())
+}
+
+async fn close_passage(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Api {
+    let not_found = |m: String| ApiError::new(StatusCode::NOT_FOUND, "unknown_passage", m);
+    let id: multiverse_core::ids::PassageId = id
+        .parse()
+        .map_err(|e: multiverse_core::ids::IdError| not_found(e.to_string()))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let _ = shared
+        .passages
+        .commands
+        .send(crate::passages::PassageCommand::Close(id, reply))
+        .await;
+    if answer.await.unwrap_or(false) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(format!("no passage {id}")))
+    }
+}
+
+/// `PUT /api/universes/{id}/passage-policy` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyRequest {
+    access: multiverse_core::room::AccessPolicy,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    allow: Option<Vec<multiverse_core::ids::PeerId>>,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    max_view: Option<multiverse_core::stream::ViewMode>,
+    #[serde(default)]
+    max_interaction: Option<multiverse_core::stream::InteractionMode>,
+}
+
+async fn set_policy(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    request: Result<Json<PolicyRequest>, JsonRejection>,
+) -> Api {
+    use multiverse_core::federation::{PassageAuth, PassagePolicy, PasswordHash};
+    let request = body(request)?;
+    let universe: UniverseId = id.parse().map_err(|e: multiverse_core::ids::IdError| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_universe", e.to_string())
+    })?;
+    if shared.universes.get(universe).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_universe",
+            format!("no universe {universe} here"),
+        ));
+    }
+    let auth = match (request.password, request.allow, request.approval) {
+        (Some(p), None, false) if !p.is_empty() => {
+            let mut salt = [0u8; 16];
+            getrandom::fill(&mut salt).map_err(storage)?;
+            PassageAuth::Password(PasswordHash::new(&p, salt))
+        }
+        (None, Some(peers), false) => PassageAuth::AllowList(peers.into_iter().collect()),
+        (None, None, true) => PassageAuth::Approval,
+        (None, None, false) => PassageAuth::None,
+        _ => return Err(bad_request("choose one of password, allow or approval")),
+    };
+    let policy = PassagePolicy {
+        access: request.access,
+        auth,
+        max_view: request.max_view.or(PassagePolicy::default().max_view),
+        max_interaction: request
+            .max_interaction
+            .unwrap_or(PassagePolicy::default().max_interaction),
+    };
+    shared.passages.set_policy(universe, policy);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -23,8 +23,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::host::{Envelope, HostCommand};
+use crate::passages::PassageCommand;
 use crate::Shared;
 
+/// The passage id of the link's own heartbeats (passages use their own ids).
+pub const LINK: PassageId = PassageId::from_u128(0);
 /// How often a link sends a heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// A link that hears nothing for this long is considered lost.
@@ -421,6 +424,11 @@ pub async fn run_link(
     }
     tracing::info!(%peer, name = %them.peer_name, ?direction, "peer link up");
     let _ = tx.try_send(PeerMessage::ListUniverses);
+    let _ = shared
+        .passages
+        .commands
+        .send(PassageCommand::LinkUp(peer))
+        .await;
     let result = link_loop(shared, peer, &mut wire, &mut queue).await;
     let ours = {
         let mut links = shared.federation.links.lock().expect("links lock");
@@ -432,6 +440,11 @@ pub async fn run_link(
     };
     if ours {
         shared.relay.link_down(shared, peer);
+        let _ = shared
+            .passages
+            .commands
+            .send(PassageCommand::LinkDown(peer))
+            .await;
     }
     tracing::info!(%peer, "peer link down");
     result
@@ -459,7 +472,7 @@ async fn link_loop(
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     let mut heard = tokio::time::Instant::now();
     let mut seq = 0;
-    let link = PassageId::from_u128(0);
+    let link = LINK;
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return Ok(()),
@@ -521,7 +534,7 @@ async fn handle(
         }
         PeerMessage::GetConfig { universe } => {
             let config = if shared.universes.is_listed(universe) {
-                snapshot_config(shared, universe).await
+                config_of(shared, universe).await
             } else {
                 None
             };
@@ -530,10 +543,24 @@ async fn handle(
                 config: config.map(Box::new),
             });
         }
-        PeerMessage::Heartbeat { passage, seq } => {
+        PeerMessage::Heartbeat { passage, seq } if passage == LINK => {
             let _ = reply(PeerMessage::HeartbeatAck { passage, seq });
         }
-        PeerMessage::HeartbeatAck { .. } | PeerMessage::Config { .. } => {}
+        PeerMessage::HeartbeatAck { passage, .. } if passage == LINK => {}
+        PeerMessage::Config { .. } => {}
+        message @ (PeerMessage::Heartbeat { .. }
+        | PeerMessage::HeartbeatAck { .. }
+        | PeerMessage::PassageOpen(_)
+        | PeerMessage::PassagePending { .. }
+        | PeerMessage::PassageAccept(_)
+        | PeerMessage::PassageReject { .. }
+        | PeerMessage::PassageClose { .. }) => {
+            let _ = shared
+                .passages
+                .commands
+                .send(PassageCommand::Message(peer, message))
+                .await;
+        }
         PeerMessage::Routed { from, to, payload } => {
             let message = match PeerMessage::unroute(&payload) {
                 Ok(m) => m,
@@ -573,7 +600,8 @@ async fn handle(
     }
 }
 
-async fn snapshot_config(
+/// The configuration of a universe hosted here.
+pub async fn config_of(
     shared: &Shared,
     universe: UniverseId,
 ) -> Option<multiverse_core::universe::UniverseConfig> {

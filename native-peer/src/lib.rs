@@ -17,6 +17,7 @@
 //! | [`worlds`] | users' worlds: create from a template, save, reload, delete, autosave, expiry |
 //! | [`auth`] | signed session tokens (HMAC-SHA256, key in the data dir) |
 //! | [`federation`] | links to other peers (`--peer`, `/peer`), heartbeats, the transfer router |
+//! | [`passages`] | passages: open, admit by policy and compatibility, heartbeats, stored |
 //! | [`relay`] | portals: one upstream stream per remote universe and configuration, fanned out |
 //! | [`api`] | the REST API of docs/API.md: sessions, templates, worlds, stats, metrics |
 //! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites |
@@ -50,6 +51,7 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod links;
+pub mod passages;
 pub mod relay;
 pub mod rooms;
 pub mod session;
@@ -134,6 +136,8 @@ pub struct Shared {
     pub federation: federation::Federation,
     /// Portal streams: remote universes watched here, and ours watched elsewhere.
     pub relay: relay::Relay,
+    /// Passages between our universes and linked peers' universes.
+    pub passages: passages::Passages,
     /// When the peer started.
     pub started: std::time::Instant,
     autosave: Duration,
@@ -175,6 +179,7 @@ pub struct Peer {
     default_room: RoomId,
     shared: Arc<Shared>,
     router: tokio::sync::mpsc::Receiver<host::Envelope>,
+    passages: tokio::sync::mpsc::Receiver<passages::PassageCommand>,
     peers: Vec<String>,
 }
 
@@ -204,6 +209,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
     let templates = templates::Templates::load(&config.templates_dir);
     let clock = clock::Clock::start();
     let (router_tx, router_rx) = tokio::sync::mpsc::channel(4096);
+    let (passages, passages_rx) = passages::channel();
     let transfer_ctx = host::TransferContext {
         store: store.clone(),
         router: router_tx,
@@ -232,6 +238,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         keys,
         federation: federation::Federation::default(),
         relay: relay::Relay::default(),
+        passages,
         started: std::time::Instant::now(),
         autosave: config.autosave,
         anonymous_ttl: config.anonymous_ttl,
@@ -248,6 +255,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         default_room: config.default_room,
         shared,
         router: router_rx,
+        passages: passages_rx,
         peers: config.peers,
     })
 }
@@ -283,6 +291,7 @@ impl Peer {
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
         tokio::spawn(federation::run_router(shared.clone(), self.router));
+        tokio::spawn(passages::run(shared.clone(), self.passages));
         for address in self.peers {
             tokio::spawn(federation::dial(shared.clone(), address));
         }

@@ -9,6 +9,7 @@
 //! | `users` | user id | JSON [`UserRecord`] |
 //! | `chat` | (room, seq) | JSON [`ChatMessage`] |
 //! | `rooms` | room | JSON [`RoomRecord`] (settings, owner, invites) |
+//! | `passages` | passage id | JSON [`crate::passages::PassageRecord`] (no passwords) |
 //! | `journal` | (universe, n) | bitcode transfer [`JournalRecord`], in the order written |
 //!
 //! Every method is one write transaction committed with redb's default immediate durability
@@ -38,6 +39,7 @@ const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 const CHAT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat");
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
 const JOURNAL: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("journal");
+const PASSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("passages");
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +168,7 @@ impl Store {
             tx.open_table(CHAT)?;
             tx.open_table(ROOMS)?;
             tx.open_table(JOURNAL)?;
+            tx.open_table(PASSAGES)?;
         }
         tx.commit()?;
         Ok(Store { db })
@@ -444,6 +447,29 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Stores a passage (replacing its previous record).
+    pub fn put_passage(&self, record: &crate::passages::PassageRecord) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PASSAGES)?
+            .insert(record.request.passage.as_u128(), json(record).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored passage.
+    pub fn passages(&self) -> Result<Vec<crate::passages::PassageRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PASSAGES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            out.push(parse(v.value(), "passage")?);
+        }
+        Ok(out)
     }
 }
 

@@ -254,3 +254,177 @@ async fn browsers_watch_a_remote_universe_through_one_shared_upstream() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Passages polled until one is in `state` on a peer.
+async fn passage_state(peer: &TestPeer, id: &str) -> Option<Value> {
+    get(peer, "/api/passages")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passages_open_and_refuse_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let track = dir.path().join("templates/racetrack");
+    std::fs::create_dir_all(&track).unwrap();
+    std::fs::write(
+        track.join("manifest.json"),
+        r#"{"title": "Racetrack", "size": [50000, 50000], "tick_rate": 60, "max_speed": 100000, "wander_rate": 40}"#,
+    )
+    .unwrap();
+    std::fs::write(track.join("entities.json"), "[]").unwrap();
+    let templates = dir.path().join("templates");
+    let b = TestPeer::start(|c| {
+        c.name = "bee".into();
+        c.templates_dir = templates.clone();
+    })
+    .await;
+    let b_addr = format!("ws://{}/peer", b.addr);
+    let a = TestPeer::start(|c| c.peers = vec![b_addr.clone()]).await;
+    eventually("the link", || async {
+        get(&a, "/api/peers").await["links"]
+            .get(0)
+            .is_some_and(|l| l["universes"].as_array().unwrap().len() == 3)
+    })
+    .await;
+    let (a_galaxy, _, _, _) = universe(&a, "galaxy").await;
+    let (b_sandbox, _, _, _) = universe(&b, "sandbox").await;
+    let (b_aquarium, _, _, _) = universe(&b, "aquarium").await;
+    let b_id = get(&b, "/api/peers").await["peer_id"].clone();
+
+    // A compatible passage opens on both ends.
+    let (status, body) = post(
+        &a,
+        "/api/passages",
+        json!({"from_universe": a_galaxy, "to_universe": b_sandbox, "view": "observe"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["passage"].as_str().unwrap().to_owned();
+    eventually("the passage to connect on both ends", || async {
+        let mine = passage_state(&a, &id).await;
+        let theirs = passage_state(&b, &id).await;
+        mine.is_some_and(|p| p["state"] == "connected" && p["role"] == "opener")
+            && theirs.is_some_and(|p| p["state"] == "connected" && p["role"] == "owner")
+    })
+    .await;
+    let grant = passage_state(&a, &id).await.unwrap()["grant"].clone();
+    assert_eq!(grant["view"], "observe");
+    assert!(grant["score"].as_f64().unwrap() <= 5.0);
+
+    // A password-protected universe refuses a request without the password, with a reason.
+    let (status, _) = put(
+        &b,
+        &format!("/api/universes/{b_aquarium}/passage-policy"),
+        json!({"access": "shared", "password": "swordfish"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, body) = post(
+        &a,
+        "/api/passages",
+        json!({"from_universe": a_galaxy, "to_universe": b_aquarium}),
+    )
+    .await;
+    let refused = body["passage"].as_str().unwrap().to_owned();
+    eventually("the refusal", || async {
+        passage_state(&a, &refused)
+            .await
+            .is_some_and(|p| p["state"] == "error")
+    })
+    .await;
+    let error = passage_state(&a, &refused).await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("password"), "{error}");
+    let (_, body) = post(
+        &a,
+        "/api/passages",
+        json!({"from_universe": a_galaxy, "to_universe": b_aquarium, "password": "swordfish"}),
+    )
+    .await;
+    let admitted = body["passage"].as_str().unwrap().to_owned();
+    eventually("the password to be accepted", || async {
+        passage_state(&a, &admitted)
+            .await
+            .is_some_and(|p| p["state"] == "connected")
+    })
+    .await;
+
+    // An incompatible universe (a world from the racetrack template) is refused with the
+    // law that differs most.
+    let (_, session) = post(&b, "/api/session", json!({"display_name": "Bo"})).await;
+    let token = session["token"].as_str().unwrap();
+    let world: Value = serde_json::from_str(
+        &reqwest::Client::new()
+            .post(format!("http://{}/api/worlds", b.addr))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(json!({"template": "racetrack", "name": "Fast"}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let (_, body) = post(
+        &a,
+        "/api/passages",
+        json!({"peer": b_id, "from_universe": a_galaxy, "to_universe": world["id"]}),
+    )
+    .await;
+    let far = body["passage"].as_str().unwrap_or_else(|| panic!("{body} {world} {b_id}")).to_owned();
+    eventually("the incompatibility refusal", || async {
+        passage_state(&a, &far)
+            .await
+            .is_some_and(|p| p["state"] == "error")
+    })
+    .await;
+    let error = passage_state(&a, &far).await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("5"), "the reason names the limit: {error}");
+    assert!(
+        passage_state(&b, &far).await.is_none(),
+        "the owner keeps nothing of a refusal"
+    );
+
+    // Closing from the opener closes both ends.
+    let response = reqwest::Client::new()
+        .delete(format!("http://{}/api/passages/{id}", a.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    eventually("the close to reach the owner", || async {
+        passage_state(&b, &id)
+            .await
+            .is_some_and(|p| p["state"] == "closed")
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn put(peer: &TestPeer, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .put(format!("http://{}{path}", peer.addr))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
