@@ -290,10 +290,11 @@ impl Peer {
     ) -> Result<(), PeerError> {
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
-        tokio::spawn(federation::run_router(shared.clone(), self.router));
-        tokio::spawn(passages::run(shared.clone(), self.passages));
+        let background = TaskTracker::new();
+        background.spawn(federation::run_router(shared.clone(), self.router));
+        background.spawn(passages::run(shared.clone(), self.passages));
         for address in self.peers {
-            tokio::spawn(federation::dial(shared.clone(), address));
+            background.spawn(federation::dial(shared.clone(), address));
         }
         let maintenance = tokio::spawn(worlds::maintain(
             shared.clone(),
@@ -327,7 +328,9 @@ impl Peer {
         let _ = maintenance.await;
         let saved = worlds::save_all(&shared).await;
         tracing::info!("saved {saved} worlds");
-        shared.universes.stop_all();
+        shared.universes.stop_all().await;
+        background.close();
+        background.wait().await;
         Ok(())
     }
 }

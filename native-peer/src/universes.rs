@@ -26,6 +26,7 @@ pub struct Universes {
     order: RwLock<Vec<UniverseId>>,
     shutdown: CancellationToken,
     transfer_ctx: TransferContext,
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Universes {
@@ -41,6 +42,7 @@ impl Universes {
             order: RwLock::default(),
             shutdown: shutdown.clone(),
             transfer_ctx,
+            tasks: tokio_util::task::TaskTracker::new(),
         };
         for (i, template) in Template::builtin().into_iter().enumerate() {
             let id = universe_id(peer, &template.name);
@@ -78,6 +80,7 @@ impl Universes {
             Vec::new()
         });
         let handle = host::spawn(
+            &self.tasks,
             universe,
             StreamServer::new(id, interaction),
             self.shutdown.child_token(),
@@ -160,9 +163,12 @@ impl Universes {
         hosts.values().map(|h| h.handle.clone()).collect()
     }
 
-    /// Stops every host (after the final save at shutdown).
-    pub fn stop_all(&self) {
+    /// Stops every host (after the final save at shutdown) and waits until they have (so
+    /// the store is free to open again).
+    pub async fn stop_all(&self) {
         self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Whether a universe is in the public list.

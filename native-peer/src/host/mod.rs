@@ -216,6 +216,7 @@ pub struct HostHandle {
 /// the universe's transfer journal: in-flight transfers resume (and the universe is
 /// repaired to agree with them) before the first tick.
 pub fn spawn(
+    tracker: &tokio_util::task::TaskTracker,
     mut universe: Universe,
     stream: StreamServer,
     shutdown: CancellationToken,
@@ -249,7 +250,7 @@ pub fn spawn(
         transfer_ctx,
         transfers_halted: false,
     };
-    tokio::spawn(host.run(rx, stats_tx, shutdown));
+    tracker.spawn(host.run(rx, stats_tx, shutdown));
     HostHandle {
         commands,
         stats: stats_rx,
