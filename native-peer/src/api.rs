@@ -213,15 +213,24 @@ async fn create_world(
     Ok((StatusCode::CREATED, Json(worlds::view(&shared, &world))).into_response())
 }
 
+/// The world `id` if the caller owns it.
+async fn owned_world(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<crate::store::WorldRecord, ApiError> {
+    let user = caller(shared, headers)?;
+    worlds::owned(shared, user, world_id(id)?)
+        .await
+        .map_err(world_error)
+}
+
 async fn world(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Api {
-    let user = caller(&shared, &headers)?;
-    let world = worlds::owned(&shared, user, world_id(&id)?)
-        .await
-        .map_err(world_error)?;
+    let world = owned_world(&shared, &headers, &id).await?;
     Ok(Json(worlds::view(&shared, &world)).into_response())
 }
 
@@ -230,10 +239,7 @@ async fn save_world(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Api {
-    let user = caller(&shared, &headers)?;
-    let world = worlds::owned(&shared, user, world_id(&id)?)
-        .await
-        .map_err(world_error)?;
+    let world = owned_world(&shared, &headers, &id).await?;
     let world = worlds::save(&shared, world, true)
         .await
         .map_err(world_error)?;
@@ -245,10 +251,7 @@ async fn reload_world(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Api {
-    let user = caller(&shared, &headers)?;
-    let world = worlds::owned(&shared, user, world_id(&id)?)
-        .await
-        .map_err(world_error)?;
+    let world = owned_world(&shared, &headers, &id).await?;
     worlds::reload(&shared, &world).await.map_err(world_error)?;
     Ok(Json(worlds::view(&shared, &world)).into_response())
 }
@@ -258,10 +261,7 @@ async fn delete_world(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Api {
-    let user = caller(&shared, &headers)?;
-    let world = worlds::owned(&shared, user, world_id(&id)?)
-        .await
-        .map_err(world_error)?;
+    let world = owned_world(&shared, &headers, &id).await?;
     worlds::delete(&shared, &world, "its owner deleted it")
         .await
         .map_err(world_error)?;
