@@ -446,6 +446,9 @@ async fn add_peer(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartTransfer {
+    /// The passage to go through; without one, a direct transfer between linked peers.
+    #[serde(default)]
+    passage: Option<multiverse_core::ids::PassageId>,
     universe: UniverseId,
     entity: multiverse_core::ids::EntityId,
     target_universe: UniverseId,
@@ -486,9 +489,34 @@ async fn start_transfer(
             })?
     };
     let exit = request.exit.unwrap_or_default();
-    let passage = multiverse_core::ids::PassageId::from_u128(
-        request.universe.as_u128() ^ request.target_universe.as_u128().rotate_left(64),
-    );
+    let passage = match request.passage {
+        Some(id) => {
+            let open = shared
+                .passages
+                .list()
+                .into_iter()
+                .find(|p| p.id == id)
+                .filter(|p| {
+                    matches!(
+                        p.state,
+                        multiverse_core::federation::PassageState::Connected
+                            | multiverse_core::federation::PassageState::Degraded
+                    ) && p.from_universe == request.universe
+                        && p.to_universe == request.target_universe
+                });
+            if open.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "passage_closed",
+                    format!("passage {id} is not open between these universes"),
+                ));
+            }
+            id
+        }
+        None => multiverse_core::ids::PassageId::from_u128(
+            request.universe.as_u128() ^ request.target_universe.as_u128().rotate_left(64),
+        ),
+    };
     let transfer = TransferRequest {
         universe: request.universe,
         entity: request.entity,

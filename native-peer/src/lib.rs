@@ -210,10 +210,12 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
     let clock = clock::Clock::start();
     let (router_tx, router_rx) = tokio::sync::mpsc::channel(4096);
     let (passages, passages_rx) = passages::channel();
+    let passage_table = passages.table();
     let transfer_ctx = host::TransferContext {
         store: store.clone(),
         router: router_tx,
         clock,
+        passages: passage_table,
         events: tokio::sync::broadcast::channel(4096).0,
     };
     // Hosts outlive the shutdown signal until the final save (see `Peer::serve`).

@@ -71,16 +71,47 @@ pub enum PassageCommand {
     Close(PassageId, oneshot::Sender<bool>),
 }
 
+/// Every passage as last published, shared with the hosts (which refuse arrivals through a
+/// passage that is not open).
+pub type PassageTable = Arc<Mutex<BTreeMap<PassageId, PassageView>>>;
+
+/// Whether an entity may arrive in `universe` through `passage`: a passage this peer knows
+/// must be open, lead into that universe and grant at least participation; a passage id it
+/// does not know is a direct transfer between linked peers (allowed).
+pub fn admit_arrival(
+    table: &PassageTable,
+    passage: PassageId,
+    universe: UniverseId,
+) -> Result<(), multiverse_core::wire::NackReason> {
+    use multiverse_core::wire::NackReason;
+    let table = table.lock().expect("passages lock");
+    let Some(p) = table.get(&passage) else {
+        return Ok(());
+    };
+    if !matches!(p.state, PassageState::Connected | PassageState::Degraded) {
+        return Err(NackReason::PassageClosed);
+    }
+    if p.to_universe != universe && p.from_universe != universe {
+        return Err(NackReason::Rejected);
+    }
+    Ok(())
+}
+
 /// The handle the rest of the peer uses.
 #[derive(Debug)]
 pub struct Passages {
     /// Requests to the task.
     pub commands: mpsc::Sender<PassageCommand>,
-    views: Arc<Mutex<BTreeMap<PassageId, PassageView>>>,
+    views: PassageTable,
     policies: Mutex<HashMap<UniverseId, PassagePolicy>>,
 }
 
 impl Passages {
+    /// The table hosts check arrivals against.
+    pub fn table(&self) -> PassageTable {
+        self.views.clone()
+    }
+
     /// Every passage as last published.
     pub fn list(&self) -> Vec<PassageView> {
         self.views

@@ -380,7 +380,10 @@ async fn passages_open_and_refuse_with_reasons() {
         json!({"peer": b_id, "from_universe": a_galaxy, "to_universe": world["id"]}),
     )
     .await;
-    let far = body["passage"].as_str().unwrap_or_else(|| panic!("{body} {world} {b_id}")).to_owned();
+    let far = body["passage"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body} {world} {b_id}"))
+        .to_owned();
     eventually("the incompatibility refusal", || async {
         passage_state(&a, &far)
             .await
@@ -397,6 +400,17 @@ async fn passages_open_and_refuse_with_reasons() {
         "the owner keeps nothing of a refusal"
     );
 
+    // A transfer through the open passage arrives.
+    let (_, g0, _, _) = universe(&a, "galaxy").await;
+    let through = |index: u32| json!({"passage": id, "universe": a_galaxy, "entity": {"index": index, "generation": 0}, "target_universe": b_sandbox});
+    let (status, body) = post(&a, "/api/transfers", through(0)).await;
+    assert_eq!(status, 202, "{body}");
+    eventually("the transfer through the passage", || async {
+        let (_, g, out, _) = universe(&a, "galaxy").await;
+        g == g0 - 1 && out == 0
+    })
+    .await;
+
     // Closing from the opener closes both ends.
     let response = reqwest::Client::new()
         .delete(format!("http://{}/api/passages/{id}", a.addr))
@@ -410,6 +424,12 @@ async fn passages_open_and_refuse_with_reasons() {
             .is_some_and(|p| p["state"] == "closed")
     })
     .await;
+    let (status, body) = post(&a, "/api/transfers", through(1)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("passage_closed")),
+        "{body}"
+    );
     a.stop().await;
     b.stop().await;
 }

@@ -449,10 +449,14 @@ impl Host {
             HostCommand::Transfer(envelope) => {
                 let now = self.transfer_ctx.clock.now();
                 if !self.transfers_halted {
+                    let mut access = transfers::Admitting {
+                        universe: &mut self.universe,
+                        passages: &self.transfer_ctx.passages,
+                    };
                     self.transfers.handle_message(
                         endpoint(envelope.from),
                         &envelope.message,
-                        &mut self.universe,
+                        &mut access,
                         now,
                     );
                 }

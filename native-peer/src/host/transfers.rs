@@ -38,6 +38,8 @@ pub struct TransferContext {
     pub router: mpsc::Sender<Envelope>,
     /// Time for the engine.
     pub clock: Clock,
+    /// Passages known here: arrivals through one that is not open are refused.
+    pub passages: crate::passages::PassageTable,
     /// Where every transfer event goes (UI, logs, benches); nobody listening is fine.
     pub events: tokio::sync::broadcast::Sender<(UniverseId, TransferEvent)>,
 }
@@ -72,6 +74,27 @@ pub fn engine_for(
         universe,
         ctx.clock.now(),
     )
+}
+
+/// A universe as the engine sees it, with arrivals checked against the passages.
+pub(super) struct Admitting<'a> {
+    pub(super) universe: &'a mut Universe,
+    pub(super) passages: &'a crate::passages::PassageTable,
+}
+
+impl multiverse_core::federation::UniverseAccess for Admitting<'_> {
+    fn universe_mut(&mut self, id: UniverseId) -> Option<&mut Universe> {
+        (self.universe.config().id == id).then_some(&mut *self.universe)
+    }
+
+    fn admit(
+        &self,
+        _from: PeerId,
+        passage: multiverse_core::ids::PassageId,
+        universe: UniverseId,
+    ) -> Result<(), multiverse_core::wire::NackReason> {
+        crate::passages::admit_arrival(self.passages, passage, universe)
+    }
 }
 
 impl Host {
