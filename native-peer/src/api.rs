@@ -533,18 +533,18 @@ async fn start_transfer(
         })
         .await
         .map_err(|_| unknown(request.universe))?;
-    let id = answer
+    let stored = answer
         .await
-        .map_err(|_| unknown(request.universe))?
-        .map_err(|e| {
-            let (status, code) = match e {
-                TransferError::NoSuchUniverse(_) => (StatusCode::NOT_FOUND, "unknown_universe"),
-                TransferError::NoSuchEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
-                TransferError::InTransit(_) => (StatusCode::CONFLICT, "in_transit"),
-                _ => (StatusCode::BAD_REQUEST, "invalid_request"),
-            };
-            ApiError::new(status, code, e.to_string())
-        })?;
+        .map_err(|_| storage("the transfer could not be stored; the entity stays where it is"))?;
+    let id = stored.map_err(|e| {
+        let (status, code) = match e {
+            TransferError::NoSuchUniverse(_) => (StatusCode::NOT_FOUND, "unknown_universe"),
+            TransferError::NoSuchEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
+            TransferError::InTransit(_) => (StatusCode::CONFLICT, "in_transit"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        ApiError::new(status, code, e.to_string())
+    })?;
     tracing::info!(transfer = %id, from = %request.universe, to = %request.target_universe, peer = %target_peer, "transfer started");
     Ok((
         StatusCode::ACCEPTED,

@@ -335,11 +335,12 @@ pub async fn dial(shared: Arc<Shared>, address: String) {
                 )
                 .await
                 {
-                    Ok(()) => {
+                    LinkEnd::Closed(reason) => {
+                        // The link was up: the next outage starts from the shortest delay.
                         backoff.reset();
-                        "the link closed".to_owned()
+                        reason
                     }
-                    Err(e) => e,
+                    LinkEnd::Refused(reason) => reason,
                 }
             }
             Ok(Err(e)) => e.to_string(),
@@ -360,13 +361,36 @@ pub async fn dial(shared: Arc<Shared>, address: String) {
     }
 }
 
-/// Runs one link until it closes. Errors describe why the handshake or link failed.
+/// How a link ended.
+#[derive(Debug)]
+pub enum LinkEnd {
+    /// The handshake failed; why.
+    Refused(String),
+    /// The link was up, then ended; why.
+    Closed(String),
+}
+
+/// Runs one link until it closes.
 pub async fn run_link(
+    shared: &Arc<Shared>,
+    wire: Wire,
+    direction: Direction,
+    address: Option<&str>,
+) -> LinkEnd {
+    match link(shared, wire, direction, address).await {
+        Ok(Ok(())) => LinkEnd::Closed("the link closed".into()),
+        Ok(Err(reason)) => LinkEnd::Closed(reason),
+        Err(reason) => LinkEnd::Refused(reason),
+    }
+}
+
+/// The handshake (errors: `Err`), then the link (`Ok` of how it ended).
+async fn link(
     shared: &Arc<Shared>,
     mut wire: Wire,
     direction: Direction,
     address: Option<&str>,
-) -> Result<(), String> {
+) -> Result<Result<(), String>, String> {
     let me = PeerHello {
         protocol_version: PROTOCOL_VERSION,
         peer_id: shared.identity.peer_id,
@@ -456,14 +480,14 @@ pub async fn run_link(
             .await;
     }
     tracing::info!(%peer, "peer link down");
-    result
+    Ok(result)
 }
 
-async fn refuse(
+async fn refuse<T>(
     out: &mpsc::Sender<Vec<u8>>,
     code: ErrorCode,
     message: String,
-) -> Result<(), String> {
+) -> Result<T, String> {
     let error = PeerMessage::Error {
         code,
         message: message.clone(),

@@ -142,9 +142,8 @@ async fn peer_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -
         .on_upgrade(move |socket| async move {
             let wire = crate::federation::axum_wire(socket);
             let direction = crate::federation::Direction::Inbound;
-            if let Err(e) = crate::federation::run_link(&shared, wire, direction, None).await {
-                tracing::info!("inbound peer link ended: {e}");
-            }
+            let end = crate::federation::run_link(&shared, wire, direction, None).await;
+            tracing::info!("inbound peer link ended: {end:?}");
         })
 }
 

@@ -163,7 +163,8 @@ pub enum HostCommand {
     StartTransfer {
         /// What, where.
         request: TransferRequest,
-        /// The transfer id, or why it could not start.
+        /// The transfer id once its start is durable, or why it could not start. Dropped
+        /// unanswered if the journal cannot be written.
         reply: oneshot::Sender<Result<TransferId, TransferError>>,
     },
 }
@@ -249,6 +250,7 @@ pub fn spawn(
         transfers,
         transfer_ctx,
         transfers_halted: false,
+        started_replies: Vec::new(),
     };
     tracker.spawn(host.run(rx, stats_tx, shutdown));
     HostHandle {
@@ -256,6 +258,9 @@ pub fn spawn(
         stats: stats_rx,
     }
 }
+
+/// Where a transfer's start is answered.
+type StartReply = oneshot::Sender<Result<TransferId, TransferError>>;
 
 struct Host {
     universe: Universe,
@@ -269,6 +274,7 @@ struct Host {
     transfers: TransferEngine,
     transfer_ctx: TransferContext,
     transfers_halted: bool,
+    started_replies: Vec<(StartReply, Result<TransferId, TransferError>)>,
 }
 
 /// Tick-duration statistics.
@@ -469,7 +475,8 @@ impl Host {
                 } else {
                     self.transfers.start(request, &mut self.universe, now)
                 };
-                let _ = reply.send(result);
+                // Answered once its `started` record is durable (see `flush_transfers`).
+                self.started_replies.push((reply, result));
                 return;
             }
             HostCommand::Interact(sub, interaction) => (sub, self.interact(sub, &interaction)),

@@ -110,6 +110,7 @@ impl Host {
                 other => rest.push(other),
             }
         }
+        let replies = std::mem::take(&mut self.started_replies);
         if self.transfers_halted {
             return;
         }
@@ -124,6 +125,9 @@ impl Host {
                 self.transfers_halted = true;
                 return;
             }
+        }
+        for (reply, result) in replies {
+            let _ = reply.send(result);
         }
         let from = self.universe.config().id;
         for output in rest {
