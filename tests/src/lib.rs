@@ -6,7 +6,7 @@
 //!
 //! | helper | does |
 //! |---|---|
-//! | [`RunningPeer`] | starts a peer in-process, stops it on request |
+//! | [`RunningPeer`] | starts a peer in-process (optionally named and linked to others), stops it on request |
 //! | [`Browser`] | a chromedriver process + one headless Chromium session |
 //! | [`wait_for_state`] | waits for the connection badge to reach a state |
 //! | [`PixelStats`] | checks a screenshot is not blank |
@@ -14,6 +14,7 @@
 //! | [`save_screenshot`] | a PNG of the page into `target/e2e-screenshots/` |
 //! | [`entity_count`] | the entities the room page's HUD reports |
 //! | [`local_storage`] | one localStorage item of the page |
+//! | [`get_json`] | a peer's JSON answer to a GET |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -327,6 +328,32 @@ async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+impl RunningPeer {
+    /// Starts a peer called `name` on any loopback port that links at start-up to each peer
+    /// listening at `peers` — what `--name <name> --peer ws://<addr>` does for the binary.
+    pub async fn start_linked(name: &str, peers: &[SocketAddr]) -> Result<RunningPeer> {
+        let addresses = peers
+            .iter()
+            .map(|a| {
+                multiverse_peer::federation::peer_address(&format!("ws://{a}"))
+                    .map_err(anyhow::Error::msg)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let name = name.to_owned();
+        RunningPeer::start("127.0.0.1:0".parse()?, move |config| {
+            config.name = name;
+            config.peers = addresses;
+        })
+        .await
+    }
+}
+
+/// `GET http://<peer><path>`, parsed as JSON (fails with the body if it is not JSON).
+pub async fn get_json(peer: &RunningPeer, path: &str) -> Result<serde_json::Value> {
+    let text = reqwest::get(peer.url(path)).await?.text().await?;
+    serde_json::from_str(&text).with_context(|| format!("{path} answered {text}"))
 }
 
 #[cfg(test)]

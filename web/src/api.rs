@@ -1,4 +1,5 @@
-//! A small client for the peer's REST API (docs/API.md): sessions, templates and worlds.
+//! A small client for the peer's REST API (docs/API.md): sessions, templates, worlds,
+//! peer links and transfers.
 //!
 //! Requests go to the origin the page came from with the browser's `fetch`; JSON is parsed
 //! and written by the browser (`JSON.parse` / `JSON.stringify`) and read field by field, so
@@ -323,4 +324,147 @@ pub fn ago(then_ms: f64, now_ms: f64) -> String {
         7200..=172_799 => format!("{} h ago", s / 3600),
         _ => format!("{} days ago", s / 86_400),
     }
+}
+
+/// One universe a linked peer offers (`GET /api/peers`, `links[].universes[]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteUniverse {
+    /// The universe id (subscribe to it to watch through a portal).
+    pub id: String,
+    /// Its name on its own peer.
+    pub name: String,
+    /// Entities when the peer last listed it.
+    pub entities: u64,
+}
+
+/// A live link to another peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerLink {
+    /// The other peer's id.
+    pub peer_id: String,
+    /// Its name.
+    pub name: String,
+    /// `outbound` (we dialled) or `inbound` (it dialled us).
+    pub direction: String,
+    /// The address dialled, for outbound links.
+    pub address: Option<String>,
+    /// The universes it offers.
+    pub universes: Vec<RemoteUniverse>,
+}
+
+/// An address this peer keeps dialling, and how that goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    /// `ws://host:port/peer`.
+    pub address: String,
+    /// `connecting`, `connected` or `retrying`.
+    pub state: String,
+    /// The peer at the other end, once known.
+    pub peer_id: Option<String>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// `GET /api/peers`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Peers {
+    /// This peer's id.
+    pub peer_id: String,
+    /// Live links.
+    pub links: Vec<PeerLink>,
+    /// Dialled addresses.
+    pub dialled: Vec<Dial>,
+}
+
+fn optional_text(v: &JsValue, key: &str) -> Option<String> {
+    field(v, key).as_string().filter(|s| !s.is_empty())
+}
+
+impl RemoteUniverse {
+    fn from_js(v: &JsValue) -> Result<RemoteUniverse, ApiError> {
+        Ok(RemoteUniverse {
+            id: text(v, "id")?,
+            name: text(v, "name")?,
+            entities: number(v, "entities") as u64,
+        })
+    }
+}
+
+impl PeerLink {
+    fn from_js(v: &JsValue) -> Result<PeerLink, ApiError> {
+        let universes = field(v, "universes");
+        Ok(PeerLink {
+            peer_id: text(v, "peer_id")?,
+            name: text(v, "name")?,
+            direction: text(v, "direction").unwrap_or_default(),
+            address: optional_text(v, "address"),
+            universes: if universes.is_undefined() || universes.is_null() {
+                Vec::new()
+            } else {
+                list(&universes, RemoteUniverse::from_js)?
+            },
+        })
+    }
+}
+
+impl Dial {
+    fn from_js(v: &JsValue) -> Result<Dial, ApiError> {
+        Ok(Dial {
+            address: text(v, "address")?,
+            state: text(v, "state").unwrap_or_default(),
+            peer_id: optional_text(v, "peer_id"),
+            last_error: optional_text(v, "last_error"),
+        })
+    }
+}
+
+/// `GET /api/peers`: links and dialled addresses.
+pub async fn peers() -> Result<Peers, ApiError> {
+    let v = needs_body(request("GET", "/api/peers", None, None).await?)?;
+    Ok(Peers {
+        peer_id: text(&v, "peer_id").unwrap_or_default(),
+        links: list(&field(&v, "links"), PeerLink::from_js)?,
+        dialled: list(&field(&v, "dialled"), Dial::from_js)?,
+    })
+}
+
+/// `POST /api/peers`: dial `address` (`ws://host:port`); answers the normalised address.
+pub async fn add_peer(address: &str) -> Result<String, ApiError> {
+    let body = object(&[("address", JsValue::from_str(address))]);
+    let v = needs_body(request("POST", "/api/peers", None, Some(&body)).await?)?;
+    text(&v, "address")
+}
+
+/// `GET /healthz`: this peer's `(name, id)`.
+pub async fn this_peer() -> Result<(String, String), ApiError> {
+    let v = needs_body(request("GET", "/healthz", None, None).await?)?;
+    Ok((text(&v, "peer_name")?, text(&v, "peer_id")?))
+}
+
+/// `POST /api/transfers`: sends entity `(index, generation)` of local `universe` to
+/// `target` (here or on a linked peer), arriving at `exit` (world coordinates of the
+/// target). Answers the transfer id.
+pub async fn start_transfer(
+    universe: &str,
+    entity: (u32, u32),
+    target: &str,
+    exit: (f32, f32),
+) -> Result<String, ApiError> {
+    let id = object(&[
+        ("index", JsValue::from(entity.0)),
+        ("generation", JsValue::from(entity.1)),
+    ]);
+    let at = object(&[("x", JsValue::from(exit.0)), ("y", JsValue::from(exit.1))]);
+    let body = object(&[
+        ("universe", JsValue::from_str(universe)),
+        ("entity", id.into()),
+        ("target_universe", JsValue::from_str(target)),
+        ("exit", at.into()),
+    ]);
+    let v = needs_body(request("POST", "/api/transfers", None, Some(&body)).await?)?;
+    let id = field(&v, "transfer");
+    Ok(id
+        .as_string()
+        .or_else(|| id.as_f64().map(|n| n.to_string()))
+        .unwrap_or_default())
 }

@@ -5,9 +5,10 @@ use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
 use crate::lobby::Lobby;
+use crate::peers::PeersPage;
 use crate::room::RoomPage;
 
-/// The whole app: lobby at `/`, rooms at `/r/:room`.
+/// The whole app: lobby at `/`, rooms at `/r/:room`, linked peers at `/peers`.
 #[component]
 pub fn App() -> impl IntoView {
     view! {
@@ -15,6 +16,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=Lobby />
                 <Route path=path!("/r/:room") view=RoomPage />
+                <Route path=path!("/peers") view=PeersPage />
             </Routes>
         </Router>
     }

@@ -3,8 +3,8 @@
 
 use std::f64::consts::TAU;
 
-use multiverse_core::ids::UniverseId;
-use multiverse_core::universe::Shape;
+use multiverse_core::ids::EntityId;
+use multiverse_core::universe::{Shape, Vec2};
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
@@ -136,6 +136,16 @@ pub fn areas(layout: Layout, w: f32, h: f32) -> (Area, Option<Area>) {
     }
 }
 
+/// What is drawn over the panes: the others' cursors, and an entity being carried.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    /// The other members' pointers in the main universe: (name, colour, where).
+    pub cursors: Vec<(String, u32, Vec2)>,
+    /// An entity of the main pane being dragged (towards the second pane), and the pointer
+    /// (canvas pixels).
+    pub carried: Option<(EntityId, (f32, f32))>,
+}
+
 /// Draws scenes on one canvas.
 pub struct Renderer {
     canvas: HtmlCanvasElement,
@@ -163,6 +173,11 @@ impl Renderer {
         self.size
     }
 
+    /// The canvas element.
+    pub fn canvas(&self) -> &HtmlCanvasElement {
+        &self.canvas
+    }
+
     fn fit_to_element(&mut self) {
         let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
         let (w, h) = (
@@ -178,17 +193,10 @@ impl Renderer {
         self.size = (w, h);
     }
 
-    /// Draws the main universe and (if the layout wants one) the second, at time `now` ms;
-    /// `cursors` are the other members' pointers in the main universe: (name, colour, where).
-    pub fn draw(
-        &mut self,
-        scene: &mut Scene,
-        main: Option<UniverseId>,
-        second: Option<UniverseId>,
-        layout: Layout,
-        now: f64,
-        cursors: &[(String, u32, multiverse_core::universe::Vec2)],
-    ) {
+    /// Draws the main universe and (if the layout wants one) the second, at time `now` ms,
+    /// with the overlay on top.
+    pub fn draw(&mut self, scene: &mut Scene, layout: Layout, now: f64, overlay: &Overlay) {
+        let (main, second) = (scene.main_id(), scene.second_id());
         self.fit_to_element();
         let (w, h) = self.size;
         self.ctx.set_fill_style_str("#070a16");
@@ -198,7 +206,7 @@ impl Renderer {
             Some(pane) => {
                 self.draw_pane(pane, main_area, now);
                 if let Some(camera) = pane.camera {
-                    self.draw_cursors(camera, main_area, cursors);
+                    self.draw_cursors(camera, main_area, &overlay.cursors);
                 }
             }
             None => self.caption(main_area, "Waiting for the universe…"),
@@ -208,6 +216,69 @@ impl Renderer {
                 Some(pane) => self.draw_pane(pane, area, now),
                 None => self.caption(area, "No second universe"),
             }
+        }
+        let main_pane = main.and_then(|id| scene.panes.get(&id));
+        if let (Some((entity, to)), Some(pane)) = (overlay.carried, main_pane) {
+            self.draw_carried(pane, main_area, second_area, entity, to, now);
+        }
+    }
+
+    /// An entity on its way to the second pane: a line from it to the pointer, its shape at
+    /// the pointer, and the target pane's rim lit while the pointer is over it.
+    fn draw_carried(
+        &self,
+        pane: &Pane,
+        a: Area,
+        target: Option<Area>,
+        entity: EntityId,
+        to: (f32, f32),
+        now: f64,
+    ) {
+        let (Some(camera), Some(e)) = (pane.camera, pane.mirror.get(entity.index)) else {
+            return;
+        };
+        let Some(p) = pane
+            .drawn_position(entity.index, now)
+            .filter(|_| e.id == entity)
+        else {
+            return;
+        };
+        let (x, y) = camera.to_screen(p, a.w, a.h);
+        let (x, y) = (x + f64::from(a.x), y + f64::from(a.y));
+        let (tx, ty) = (f64::from(to.0), f64::from(to.1));
+        let ctx = &self.ctx;
+        ctx.set_stroke_style_str("rgba(255,204,102,0.8)");
+        ctx.set_line_width(2.0);
+        ctx.begin_path();
+        ctx.move_to(x, y);
+        ctx.line_to(tx, ty);
+        ctx.stroke();
+        ctx.set_global_alpha(0.75);
+        ctx.set_fill_style_str(&colour(e.renderable.colour));
+        let r = f64::from((e.renderable.size * camera.zoom / 2.0).max(4.0));
+        shape(ctx, e.renderable.shape, tx, ty, r, 0.0);
+        ctx.set_global_alpha(1.0);
+        if let Some(t) = target.filter(|t| t.contains(to.0, to.1)) {
+            ctx.set_stroke_style_str("#ffcc66");
+            ctx.set_line_width(4.0);
+            ctx.begin_path();
+            if t.round {
+                let _ = ctx.arc(
+                    f64::from(t.x + t.w / 2.0),
+                    f64::from(t.y + t.h / 2.0),
+                    f64::from(t.w.min(t.h) / 2.0 + 4.0),
+                    0.0,
+                    TAU,
+                );
+            } else {
+                ctx.rect(
+                    f64::from(t.x),
+                    f64::from(t.y),
+                    f64::from(t.w),
+                    f64::from(t.h),
+                );
+            }
+            ctx.stroke();
         }
     }
 
@@ -255,10 +326,7 @@ impl Renderer {
             (x + f64::from(a.x), y + f64::from(a.y))
         };
         for patch in pane.mirror.terrain() {
-            let (x0, y0) = to_screen(multiverse_core::universe::Vec2::new(
-                patch.rect.x,
-                patch.rect.y,
-            ));
+            let (x0, y0) = to_screen(Vec2::new(patch.rect.x, patch.rect.y));
             ctx.set_fill_style_str(&colour(patch.colour));
             ctx.fill_rect(
                 x0,
@@ -268,7 +336,7 @@ impl Renderer {
             );
         }
         let b = pane.info.bounds;
-        let (bx, by) = to_screen(multiverse_core::universe::Vec2::new(b.x, b.y));
+        let (bx, by) = to_screen(Vec2::new(b.x, b.y));
         ctx.set_stroke_style_str("#2c3763");
         ctx.set_line_width(1.0);
         ctx.stroke_rect(
@@ -306,12 +374,7 @@ impl Renderer {
     }
 
     /// Ghost cursors: an arrow and a name label in each member's colour.
-    fn draw_cursors(
-        &self,
-        camera: Camera,
-        a: Area,
-        cursors: &[(String, u32, multiverse_core::universe::Vec2)],
-    ) {
+    fn draw_cursors(&self, camera: Camera, a: Area, cursors: &[(String, u32, Vec2)]) {
         let ctx = &self.ctx;
         ctx.set_font("600 12px system-ui, sans-serif");
         for (name, rgb, at) in cursors {
@@ -420,8 +483,9 @@ fn colour(rgb: u32) -> String {
     format!("#{:06x}", rgb & 0x00ff_ffff)
 }
 
+/// A universe's backdrop, by its own name (a portal's `<peer>/<name>` by the `<name>`).
 fn background(universe: &str) -> &'static str {
-    match universe {
+    match universe.rsplit('/').next().unwrap_or(universe) {
         "aquarium" => "#0b2a4a",
         "galaxy" => "#04050d",
         _ => "#10162c",

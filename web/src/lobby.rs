@@ -56,6 +56,8 @@ pub fn Lobby() -> impl IntoView {
             </Show>
             <button class="primary" data-testid="create-room" on:click=create>"Create a new room"</button>
             <YourWorlds name />
+            <p class="peers-link"><a href="/peers" data-testid="peers-link">"Peers"</a>
+                " — link this peer to others on your LAN and watch their universes."</p>
         </main>
     }
 }

@@ -6,9 +6,10 @@
 //! ## Layout
 //! | module | does |
 //! |---|---|
-//! | `app` | the router: `/` lobby, `/r/:room` room page, a not-found page |
+//! | `app` | the router: `/` lobby, `/r/:room` room page, `/peers` peers page, a not-found page |
 //! | `lobby` | display name, create or join a room; your worlds (create from a template, open, delete) |
-//! | `room` | the room page: canvas, controls, input; starts a connection while shown |
+//! | `room` | the room page: canvas, controls, input (pan, zoom, drag into the portal to transfer); starts a connection while shown |
+//! | `peers` | this peer's address, linking to another peer, linked peers and their universes |
 //! | `room_model` | plain model of the room: members, chat with pending messages, cursors, invites |
 //! | `room_panels` | members, chat and share (link, QR code, invites) panels; the cursor list |
 //! | `scene` | plain model of what is drawn: one pane per universe (mirror, camera, smoothing) |
@@ -17,7 +18,7 @@
 //! | `status` | the connection badge (`data-testid="connection-state"`) |
 //! | `world_status` | a world room's save state and "Save now", for its owner |
 //! | `identity` | client id, display name and the peer session (token, user id) in localStorage |
-//! | `api` | the REST client for docs/API.md (sessions, templates, worlds) |
+//! | `api` | the REST client for docs/API.md (sessions, templates, worlds, peers, transfers) |
 //!
 //! `main` only mounts the app; model logic lives in `multiverse-core`.
 
@@ -27,6 +28,7 @@ mod canvas;
 mod identity;
 mod lobby;
 mod net;
+mod peers;
 mod room;
 mod room_model;
 mod room_panels;

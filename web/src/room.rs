@@ -1,26 +1,42 @@
 //! The room page at `/r/:room`: the universe canvas, its controls and the connection badge.
+//!
+//! Link parameters: `?universe=` picks the main universe (by name or id), `?portal=<id>`
+//! opens the portal layout with that universe (possibly a linked peer's) in the portal.
+//!
+//! Pointer on the canvas: a drag on empty space pans, the wheel zooms, a click ripples,
+//! shift-click spawns. When the main universe is hosted here and a second pane is shown, a
+//! drag that starts on an entity carries it: released over the second pane, it is sent there
+//! (`POST /api/transfers`, arriving where it was dropped); released elsewhere, nothing
+//! happens. The transfer's progress shows in `data-testid="transfer-status"`.
+//!
+//! For tests the canvas carries `data-grab`: up to eight entities of the main pane that can
+//! be grabbed (outside the second pane), slowest first, as
+//! `index:generation:x:y:vx:vy;…` (canvas pixels, pixels per second) as of `data-grab-at`
+//! (`performance.now()`), and `data-second`: the second pane's `x,y,w,h`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use multiverse_core::connection::ConnectionState;
-use multiverse_core::ids::{RoomId, UniverseId};
+use multiverse_core::ids::{EntityId, RoomId, UniverseId};
 use multiverse_core::stream::Interaction;
+use multiverse_core::universe::Vec2;
 use multiverse_core::wire::{ClientMessage, ServerMessage};
 use wasm_bindgen::prelude::*;
 
-use crate::canvas::{areas, Layout, Renderer};
-use crate::identity;
+use crate::canvas::{areas, Area, Layout, Overlay, Renderer};
 use crate::net::{now_ms as now, Net};
 use crate::room_model::{RoomModel, RoomSnapshot};
 use crate::room_panels::{new_message_id, ChatPanel, CursorList, MembersPanel, SharePanel};
 use crate::scene::{Camera, Scene};
 use crate::status::ConnectionBadge;
 use crate::world_status::{is_world_room, WorldSaveState};
+use crate::{api, identity};
 use multiverse_core::room::CursorPosition;
 
 /// A room: connects to the peer while shown, disconnects when left.
@@ -41,14 +57,31 @@ pub fn RoomPage() -> impl IntoView {
     }
 }
 
-/// What the HUD shows about the main pane, refreshed from the render loop.
+/// How often the universe list is asked for again, to see linked peers come and go (ms).
+const RELIST_MS: u32 = 5_000;
+/// How often the canvas's test attributes are refreshed (ms).
+const GRAB_HINT_MS: f64 = 100.0;
+
+/// What the HUD shows about the panes, refreshed from the render loop.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Hud {
     entities: usize,
     seq: Option<u64>,
     interactive: bool,
     error: Option<String>,
+    /// The main universe.
+    main: Option<UniverseId>,
+    /// The main universe is hosted by this peer (not watched through a portal).
+    main_local: bool,
+    /// The second pane: universe, name, entities, last frame.
+    second: Option<(UniverseId, String, usize, Option<u64>)>,
+    /// Dragging an entity into the second pane sends it there.
+    transfers: bool,
 }
+
+/// The last transfer asked for from this page: `(state, text)`, state being `sending`,
+/// `sent` or `failed`.
+type TransferStatus = Option<(&'static str, String)>;
 
 #[component]
 fn RoomView(room: RoomId) -> impl IntoView {
@@ -58,8 +91,22 @@ fn RoomView(room: RoomId) -> impl IntoView {
         .read_untracked()
         .get("universe")
         .unwrap_or_else(|| "sandbox".into());
+    let portal = query
+        .read_untracked()
+        .get("portal")
+        .and_then(|p| p.parse::<UniverseId>().ok());
     let invite = query.read_untracked().get("invite");
-    let scene = Rc::new(RefCell::new(Scene::showing(main)));
+    let mut initial = match main.parse::<UniverseId>() {
+        Ok(id) => {
+            let mut scene = Scene::showing("sandbox".into());
+            scene.show(id);
+            scene
+        }
+        Err(_) => Scene::showing(main),
+    };
+    initial.second_pin = portal;
+    initial.wants_second = portal.is_some();
+    let scene = Rc::new(RefCell::new(initial));
     let model = Rc::new(RefCell::new(RoomModel {
         room: Some(room.clone()),
         invite,
@@ -74,7 +121,12 @@ fn RoomView(room: RoomId) -> impl IntoView {
         let (scene, model) = (scene.clone(), model.clone());
         Rc::new(move |message: ServerMessage| {
             if let ServerMessage::UniverseList { universes } = &message {
-                set_names.set(universes.iter().map(|u| (u.id, u.name.clone())).collect());
+                let fresh: Vec<_> = universes.iter().map(|u| (u.id, u.name.clone())).collect();
+                set_names.maybe_update(|n| {
+                    let changed = *n != fresh;
+                    *n = fresh;
+                    changed
+                });
             }
             let (mut replies, about_room) = model.borrow_mut().handle(&message);
             if about_room {
@@ -105,8 +157,14 @@ fn RoomView(room: RoomId) -> impl IntoView {
     );
     on_cleanup(move || net.stop());
     let state = net.state;
-    let (layout, set_layout) = signal(Layout::Full);
+    let first_layout = if portal.is_some() {
+        Layout::Portal
+    } else {
+        Layout::Full
+    };
+    let (layout, set_layout) = signal(first_layout);
     let (hud, set_hud) = signal(Hud::default());
+    let (transfer, set_transfer) = signal(TransferStatus::None);
     let scene = StoredValue::new_local(scene);
     let model = StoredValue::new_local(model);
 
@@ -122,6 +180,14 @@ fn RoomView(room: RoomId) -> impl IntoView {
         }
     });
     start_heartbeat(net);
+    // Linked peers come and go: their universes (portals) appear in later lists.
+    let relist = gloo_timers::callback::Interval::new(RELIST_MS, move || {
+        if matches!(state.get_untracked(), ConnectionState::Connected { .. }) {
+            net.send(ClientMessage::ListUniverses);
+        }
+    });
+    let relist = StoredValue::new_local(Some(relist));
+    on_cleanup(move || relist.update_value(|r| drop(r.take())));
     let on_send = Callback::new(move |text: String| {
         let out = model.with_value(|m| {
             let mut m = m.borrow_mut();
@@ -152,16 +218,7 @@ fn RoomView(room: RoomId) -> impl IntoView {
     let resubscribe = move || {
         let messages = scene.with_value(|s| {
             let mut s = s.borrow_mut();
-            let wanted_second = layout.get_untracked().needs_second();
-            let main = s.main_id();
-            s.second = wanted_second
-                .then(|| {
-                    s.universes
-                        .iter()
-                        .map(|u| u.id)
-                        .find(|id| Some(*id) != main)
-                })
-                .flatten();
+            s.wants_second = layout.get_untracked().needs_second();
             s.sync_subscriptions()
         });
         messages.into_iter().for_each(|m| net.send(m));
@@ -186,8 +243,49 @@ fn RoomView(room: RoomId) -> impl IntoView {
     };
     let on_select = move |ev: leptos::ev::Event| {
         if let Ok(chosen) = event_target_value(&ev).parse::<UniverseId>() {
-            scene.with_value(|s| s.borrow_mut().show(chosen));
+            scene.with_value(|s| {
+                let mut s = s.borrow_mut();
+                let before = s.roles();
+                s.show(chosen);
+                s.refit_moved(before);
+            });
             resubscribe();
+        }
+    };
+    let on_second = move |ev: leptos::ev::Event| {
+        if let Ok(chosen) = event_target_value(&ev).parse::<UniverseId>() {
+            scene.with_value(|s| {
+                let mut s = s.borrow_mut();
+                let before = s.roles();
+                s.second_pin = Some(chosen);
+                s.refit_moved(before);
+            });
+            resubscribe();
+        }
+    };
+    let peers_href = {
+        let room = room.clone();
+        move || {
+            let h = hud.get();
+            let main = h
+                .main
+                .filter(|_| h.main_local)
+                .map(|m| format!("&universe={m}"))
+                .unwrap_or_default();
+            format!("/peers?room={room}{main}")
+        }
+    };
+    let mode = move || {
+        let h = hud.get();
+        match (h.interactive, h.transfers, layout.get()) {
+            (false, _, _) => "[View Only]",
+            (true, false, _) => "[Interactive] click: ripple · shift-click: spawn",
+            (true, true, Layout::Portal) => {
+                "[Interactive] click: ripple · shift-click: spawn · drag an entity into the portal to send it"
+            }
+            (true, true, _) => {
+                "[Interactive] click: ripple · shift-click: spawn · drag an entity onto the other universe to send it"
+            }
         }
     };
     view! {
@@ -198,22 +296,34 @@ fn RoomView(room: RoomId) -> impl IntoView {
                 <span class="me">"You are " <strong data-testid="my-name">{name}</strong>
                     {move || peer().map(|p| view! { " · peer " <strong data-testid="peer-name">{p}</strong> })}
                 </span>
+                <a href=peers_href class="peers-link" data-testid="peers-link">"Peers"</a>
                 <WorldSaveState room=room.clone() universe=bound />
                 <ConnectionBadge state />
             </header>
             <section class="stage">
                 <canvas class="universe" data-testid="universe-canvas" node_ref=canvas_ref
-                    on:pointerdown=move |ev| pointer_down(&ev)
+                    data-transfers=move || if hud.get().transfers { "on" } else { "off" }
+                    on:pointerdown=move |ev| pointer_down(&ev, scene, layout)
                     on:pointermove=move |ev| { pointer_move(&ev, scene, layout); world_cursor(&ev, scene, layout, net) }
-                    on:pointerup=move |ev| pointer_up(&ev, scene, layout, net)
+                    on:pointerup=move |ev| pointer_up(&ev, scene, layout, net, set_transfer)
+                    on:pointercancel=move |_| DRAG.with(|d| *d.borrow_mut() = None)
                     on:wheel=move |ev| wheel(&ev, scene, layout)></canvas>
                 <div class="hud">
                     <span data-testid="entity-count" data-count=move || hud.get().entities.to_string()
                         data-seq=move || hud.get().seq.map(|s| s.to_string()).unwrap_or_default()>
                         {move || format!("{} entities in view", hud.get().entities)}
                     </span>
-                    <span class="mode" data-testid="mode">
-                        {move || if hud.get().interactive { "[Interactive] click: ripple · shift-click: spawn" } else { "[View Only]" }}
+                    <span class="mode" data-testid="mode">{mode}</span>
+                    // Always there (hidden when empty): cheaper in wasm than views that come and go.
+                    <span data-testid="portal-count" hidden=move || hud.get().second.is_none()
+                        data-universe=move || hud.get().second.map(|s| s.0.to_string()).unwrap_or_default()
+                        data-count=move || hud.get().second.map(|s| s.2.to_string()).unwrap_or_default()
+                        data-seq=move || hud.get().second.and_then(|s| s.3).map(|s| s.to_string()).unwrap_or_default()>
+                        {move || hud.get().second.map(|(_, name, n, _)| format!("{name}: {n} entities"))}
+                    </span>
+                    <span class="transfer" data-testid="transfer-status" role="status" hidden=move || transfer.get().is_none()
+                        data-state=move || transfer.get().map(|t| t.0).unwrap_or_default()>
+                        {move || transfer.get().map(|t| t.1)}
                     </span>
                     {move || hud.get().error.map(|e| view! { <span class="error" data-testid="last-error">{e}</span> })}
                 </div>
@@ -228,10 +338,19 @@ fn RoomView(room: RoomId) -> impl IntoView {
             <nav class="controls">
                 <label>"Universe "
                     <select data-testid="universe-select" on:change=on_select>
-                        {move || names.get().into_iter().map(|(id, n)| {
-                            let selected = scene.with_value(|s| s.borrow().main_id() == Some(id));
-                            view! { <option value=id.to_string() selected=selected>{n}</option> }
-                        }).collect_view()}
+                        {move || {
+                            let main = scene.with_value(|s| s.borrow().main_id());
+                            options(names.get(), main, None)
+                        }}
+                    </select>
+                </label>
+                <label hidden=move || !layout.get().needs_second()>
+                    {move || if layout.get() == Layout::Portal { "In the portal " } else { "Second universe " }}
+                    <select data-testid="second-select" on:change=on_second>
+                        {move || {
+                            let h = hud.get();
+                            options(names.get(), h.second.map(|s| s.0), h.main)
+                        }}
                     </select>
                 </label>
                 <span class="layouts">
@@ -245,6 +364,20 @@ fn RoomView(room: RoomId) -> impl IntoView {
             </nav>
         </main>
     }
+}
+
+/// `<option>`s for the universes in `names` but `skip`, with `selected` chosen (both
+/// universe pickers share this one view type).
+fn options(
+    names: Vec<(UniverseId, String)>,
+    selected: Option<UniverseId>,
+    skip: Option<UniverseId>,
+) -> impl IntoView {
+    names
+        .into_iter()
+        .filter(|(id, _)| Some(*id) != skip)
+        .map(|(id, n)| view! { <option value=id.to_string() selected=selected == Some(id)>{n}</option> })
+        .collect_view()
 }
 
 /// The animation-frame callback, kept alive by itself until the page is left.
@@ -263,6 +396,7 @@ fn start_render_loop(
     let frame: FrameCallback = Rc::new(RefCell::new(None));
     let again = frame.clone();
     let mut last_viewport_sent = 0.0;
+    let mut last_grab_hint = f64::NEG_INFINITY;
     *frame.borrow_mut() = Some(Closure::new(move || {
         let Some(scene) = scene.try_get_value() else {
             again.borrow_mut().take();
@@ -272,6 +406,10 @@ fn start_render_loop(
         let mut scene = scene.borrow_mut();
         let (main, second) = (scene.main_id(), scene.second_id());
         let layout = layout.get_untracked();
+        let carried = DRAG.with(|d| {
+            d.borrow()
+                .and_then(|d| d.carried.filter(|_| d.moved).map(|e| (e, (d.x, d.y))))
+        });
         let cursors: Vec<_> = model
             .try_with_value(|m| {
                 let m = m.borrow();
@@ -287,21 +425,53 @@ fn start_render_loop(
                     .collect()
             })
             .unwrap_or_default();
-        renderer
-            .borrow_mut()
-            .draw(&mut scene, main, second, layout, t, &cursors);
+        let overlay = Overlay { cursors, carried };
+        renderer.borrow_mut().draw(&mut scene, layout, t, &overlay);
         let (w, h) = renderer.borrow().size();
-        let main_area = areas(layout, w, h).0;
+        let (main_area, second_area) = areas(layout, w, h);
         let last_error = scene.last_error.clone();
+        let main_local = main.is_some_and(|id| scene.is_local(id));
+        let second_pane = second.and_then(|id| scene.panes.get(&id));
+        let second_hud = second_pane.map(|p| {
+            let name = scene
+                .named(p.info.id)
+                .unwrap_or_else(|| p.info.name.clone());
+            (p.info.id, name, p.mirror.len(), p.mirror.seq())
+        });
+        let transfers = main_local && second_pane.is_some();
+        if t - last_grab_hint >= GRAB_HINT_MS {
+            last_grab_hint = t;
+            let grab = main
+                .filter(|_| transfers)
+                .and_then(|id| scene.panes.get(&id))
+                .map(|pane| grab_hint(pane, main_area, second_area, t))
+                .unwrap_or_default();
+            let canvas = renderer.borrow().canvas().clone();
+            let _ = canvas.set_attribute("data-grab", &grab);
+            let _ = canvas.set_attribute("data-grab-at", &(t as i64).to_string());
+            let second_rect = second_area
+                .map(|a| {
+                    let [x, y, w, h] = [a.x, a.y, a.w, a.h].map(|v| v.round() as i32);
+                    format!("{x},{y},{w},{h}")
+                })
+                .unwrap_or_default();
+            let _ = canvas.set_attribute("data-second", &second_rect);
+        }
         if let Some(pane) = main.and_then(|id| scene.panes.get_mut(&id)) {
             let new = Hud {
                 entities: pane.mirror.len(),
                 seq: pane.mirror.seq(),
                 interactive: pane.interactive(),
                 error: last_error,
+                main,
+                main_local,
+                second: second_hud,
+                transfers,
             };
             let viewport = pane.camera.map(|c| c.viewport(main_area.w, main_area.h));
-            if viewport.is_some()
+            // A portal streams its universe whole: only universes hosted here take a viewport.
+            if main_local
+                && viewport.is_some()
                 && viewport != pane.sent_viewport
                 && t - last_viewport_sent > 100.0
             {
@@ -337,22 +507,61 @@ struct Drag {
     x0: f32,
     /// Where the press started (canvas pixels).
     y0: f32,
+    /// Where the pointer is now (canvas pixels).
+    x: f32,
+    /// Where the pointer is now (canvas pixels).
+    y: f32,
     /// The pane's camera when panning began.
     camera: Option<Camera>,
-    /// Whether it moved far enough to be a pan rather than a click.
-    panned: bool,
+    /// Whether it moved far enough to be a drag rather than a click.
+    moved: bool,
+    /// The entity of the main pane the press began on, when it can be carried into the
+    /// second pane (a transfer drag rather than a pan).
+    carried: Option<EntityId>,
 }
 
 thread_local! {
     static DRAG: RefCell<Option<Drag>> = const { RefCell::new(None) };
 }
 
-fn pointer_down(ev: &web_sys::PointerEvent) {
+/// How far the pointer must move before a press becomes a drag (pixels).
+const DRAG_THRESHOLD: f32 = 4.0;
+
+fn pointer_down(
+    ev: &web_sys::PointerEvent,
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    layout: ReadSignal<Layout>,
+) {
+    let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+    let size = canvas_size(ev);
+    // An entity of a universe hosted here, pressed while a second pane shows: carry it.
+    let carried = scene.with_value(|s| {
+        let s = s.borrow();
+        let (main, second) = (s.main_id()?, s.second_id()?);
+        if !s.is_local(main) || !s.panes.contains_key(&second) {
+            return None;
+        }
+        let (id, area) = pane_at(&s, layout.get_untracked(), size, x, y)?;
+        let pane = s.panes.get(&main).filter(|_| id == main)?;
+        pane.entity_at(x - area.x, y - area.y, area.w, area.h, now())
+    });
+    if carried.is_some() {
+        // Keep receiving the pointer while it crosses the HUD or leaves the canvas.
+        if let Some(el) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        {
+            let _ = el.set_pointer_capture(ev.pointer_id());
+        }
+    }
     let drag = Drag {
-        x0: ev.offset_x() as f32,
-        y0: ev.offset_y() as f32,
+        x0: x,
+        y0: y,
+        x,
+        y,
         camera: None,
-        panned: false,
+        moved: false,
+        carried,
     };
     DRAG.with(|d| *d.borrow_mut() = Some(drag));
 }
@@ -364,7 +573,7 @@ fn pane_at(
     canvas: (f32, f32),
     x: f32,
     y: f32,
-) -> Option<(multiverse_core::ids::UniverseId, crate::canvas::Area)> {
+) -> Option<(UniverseId, Area)> {
     let (main, second) = areas(layout, canvas.0, canvas.1);
     if let (Some(area), Some(id)) = (second, scene.second_id()) {
         if area.contains(x, y) {
@@ -388,47 +597,41 @@ fn pointer_move(
     scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
     layout: ReadSignal<Layout>,
 ) {
-    let Some(Drag {
-        x0,
-        y0,
-        camera: start,
-        ..
-    }) = DRAG.with(|d| *d.borrow())
-    else {
+    let Some(drag) = DRAG.with(|d| *d.borrow()) else {
         return;
     };
     let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
-    if (x - x0).hypot(y - y0) < 4.0 {
-        return;
+    let moved = drag.moved || (x - drag.x0).hypot(y - drag.y0) >= DRAG_THRESHOLD;
+    let mut next = Drag {
+        x,
+        y,
+        moved,
+        ..drag
+    };
+    if moved && drag.carried.is_none() {
+        let size = canvas_size(ev);
+        scene.with_value(|s| {
+            let mut s = s.borrow_mut();
+            let Some((id, _)) = pane_at(&s, layout.get_untracked(), size, drag.x0, drag.y0) else {
+                return;
+            };
+            let Some(pane) = s.panes.get_mut(&id) else {
+                return;
+            };
+            let Some(camera) = drag.camera.or(pane.camera) else {
+                return;
+            };
+            pane.camera = Some(Camera {
+                centre: Vec2::new(
+                    camera.centre.x - (x - drag.x0) / camera.zoom,
+                    camera.centre.y - (y - drag.y0) / camera.zoom,
+                ),
+                ..camera
+            });
+            next.camera = Some(camera);
+        });
     }
-    let size = canvas_size(ev);
-    scene.with_value(|s| {
-        let mut s = s.borrow_mut();
-        let Some((id, _)) = pane_at(&s, layout.get_untracked(), size, x0, y0) else {
-            return;
-        };
-        let Some(pane) = s.panes.get_mut(&id) else {
-            return;
-        };
-        let Some(camera) = start.or(pane.camera) else {
-            return;
-        };
-        pane.camera = Some(Camera {
-            centre: multiverse_core::universe::Vec2::new(
-                camera.centre.x - (x - x0) / camera.zoom,
-                camera.centre.y - (y - y0) / camera.zoom,
-            ),
-            ..camera
-        });
-        DRAG.with(|d| {
-            *d.borrow_mut() = Some(Drag {
-                x0,
-                y0,
-                camera: Some(camera),
-                panned: true,
-            })
-        });
-    });
+    DRAG.with(|d| *d.borrow_mut() = Some(next));
 }
 
 fn pointer_up(
@@ -436,13 +639,25 @@ fn pointer_up(
     scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
     layout: ReadSignal<Layout>,
     net: Net,
+    set_transfer: WriteSignal<TransferStatus>,
 ) {
     let drag = DRAG.with(|d| d.borrow_mut().take());
-    if drag.is_some_and(|d| d.panned) {
-        return; // that was a pan, not a click
-    }
     let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
     let size = canvas_size(ev);
+    if let Some((entity, true)) = drag.and_then(|d| Some((d.carried?, d.moved))) {
+        carry(
+            scene,
+            layout.get_untracked(),
+            size,
+            (x, y),
+            entity,
+            set_transfer,
+        );
+        return;
+    }
+    if drag.is_some_and(|d| d.moved) {
+        return; // that was a pan, not a click
+    }
     let request = scene.with_value(|s| {
         let mut s = s.borrow_mut();
         let (id, area) = pane_at(&s, layout.get_untracked(), size, x, y)?;
@@ -471,6 +686,92 @@ fn pointer_up(
     }
 }
 
+/// An entity of the main pane was carried to canvas point `at`: if that is over the second
+/// pane, ask the peer to send it there, arriving where it was dropped.
+fn carry(
+    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
+    layout: Layout,
+    size: (f32, f32),
+    at: (f32, f32),
+    entity: EntityId,
+    set_transfer: WriteSignal<TransferStatus>,
+) {
+    let target = scene.with_value(|s| {
+        let s = s.borrow();
+        let (main, second) = (s.main_id()?, s.second_id()?);
+        let (id, area) = pane_at(&s, layout, size, at.0, at.1)?;
+        let camera = s.panes.get(&second).filter(|_| id == second)?.camera?;
+        let exit = camera.to_world(at.0 - area.x, at.1 - area.y, area.w, area.h);
+        Some((main, second, exit))
+    });
+    let Some((from, to, exit)) = target else {
+        return; // dropped outside the second pane: nothing to do
+    };
+    set_transfer.set(Some(("sending", "Sending…".into())));
+    spawn_local(async move {
+        let (from, to) = (from.to_string(), to.to_string());
+        let who = (entity.index, entity.generation);
+        let answer = api::start_transfer(&from, who, &to, (exit.x, exit.y)).await;
+        let status = match answer {
+            Ok(_) => ("sent", "Sent".to_owned()),
+            Err(e) => ("failed", e.message),
+        };
+        let _ = set_transfer.try_set(Some(status));
+    });
+}
+
+/// The canvas's `data-grab` test attribute: up to eight entities of the main pane that
+/// can be grabbed (inside the main area, clear of the second pane and the edges), slowest
+/// first, as `index:generation:x:y:vx:vy;…` in whole canvas pixels and pixels per second.
+fn grab_hint(pane: &crate::scene::Pane, main: Area, second: Option<Area>, t: f64) -> String {
+    const MARGIN: f32 = 30.0;
+    let Some(camera) = pane.camera else {
+        return String::new();
+    };
+    let clear = |x: f32, y: f32| {
+        let inside = x > main.x + MARGIN
+            && x < main.x + main.w - MARGIN
+            && y > main.y + MARGIN
+            && y < main.y + main.h - MARGIN;
+        let near_second = second.is_some_and(|a| {
+            Area {
+                x: a.x - MARGIN,
+                y: a.y - MARGIN,
+                w: a.w + 2.0 * MARGIN,
+                h: a.h + 2.0 * MARGIN,
+                round: false,
+            }
+            .contains(x, y)
+        });
+        inside && !near_second
+    };
+    // The eight slowest, kept in order as they are found (no sort: less wasm).
+    let mut found: Vec<(f32, EntityId, [f32; 4])> = Vec::with_capacity(9);
+    for e in pane.mirror.entities() {
+        let Some(p) = pane.drawn_position(e.id.index, t) else {
+            continue;
+        };
+        let (x, y) = camera.to_screen(p, main.w, main.h);
+        let (x, y) = (x as f32 + main.x, y as f32 + main.y);
+        let v = e.velocity();
+        let (vx, vy) = (v.x * camera.zoom, v.y * camera.zoom);
+        let speed = vx.hypot(vy);
+        if clear(x, y) && (found.len() < 8 || speed < found[7].0) {
+            let at = found.iter().take_while(|f| f.0 <= speed).count();
+            found.insert(at, (speed, e.id, [x, y, vx, vy]));
+            found.truncate(8);
+        }
+    }
+    found
+        .into_iter()
+        .map(|(_, id, numbers)| {
+            let [x, y, vx, vy] = numbers.map(|v| v.round() as i32);
+            format!("{}:{}:{x}:{y}:{vx}:{vy}", id.index, id.generation)
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 fn wheel(
     ev: &web_sys::WheelEvent,
     scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
@@ -494,7 +795,7 @@ fn wheel(
         let zoomed = Camera { zoom, ..camera };
         let drift = zoomed.to_world(px, py, area.w, area.h);
         pane.camera = Some(Camera {
-            centre: multiverse_core::universe::Vec2::new(
+            centre: Vec2::new(
                 camera.centre.x + anchor.x - drift.x,
                 camera.centre.y + anchor.y - drift.y,
             ),

@@ -193,7 +193,7 @@ fn page_link(invite: Option<&str>) -> String {
 }
 
 /// `navigator.clipboard.writeText(text)`, if the browser allows it here.
-fn copy_to_clipboard(text: &str) {
+pub fn copy_to_clipboard(text: &str) {
     use wasm_bindgen::JsCast;
     let Some(navigator) = web_sys::window().map(|w| w.navigator()) else {
         return;

@@ -1,10 +1,13 @@
 //! What the canvas shows: one pane per subscribed universe, each with its mirror, camera and
 //! smoothing state. A plain struct fed by the net task and read by the renderer; no signals
 //! per entity.
+//!
+//! Universes of linked peers are listed by the peer as `<peer name>/<universe name>` and
+//! watched through portals (view only, streamed whole); [`Scene::is_local`] tells them apart.
 
 use std::collections::{BTreeSet, HashMap};
 
-use multiverse_core::ids::UniverseId;
+use multiverse_core::ids::{EntityId, UniverseId};
 use multiverse_core::stream::{
     InteractionMode, MirrorError, StreamCache, StreamConfiguration, ViewMode,
 };
@@ -17,6 +20,8 @@ const MAX_EXTRAPOLATION: f64 = 0.25;
 const CORRECTION_FADE_MS: f64 = 80.0;
 /// How long a ripple stays visible (milliseconds).
 const RIPPLE_MS: f64 = 700.0;
+/// How far outside its drawn shape an entity can still be grabbed (pixels).
+const GRAB_SLACK_PX: f32 = 8.0;
 
 /// The visible part of a universe: centre and scale.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,6 +94,38 @@ pub struct Pane {
 }
 
 impl Pane {
+    fn new(info: UniverseInfo, mode: ViewMode, interaction: InteractionMode) -> Pane {
+        Pane {
+            mirror: StreamCache::with_default_cap(info.id),
+            info,
+            mode,
+            interaction,
+            camera: None,
+            sent_viewport: None,
+            motion: HashMap::new(),
+            ripples: Vec::new(),
+        }
+    }
+
+    /// The entity drawn nearest to the pane point `(x, y)` (pixels, in a `w`×`h` pane) at
+    /// time `now`, if one is within grabbing distance of it.
+    pub fn entity_at(&self, x: f32, y: f32, w: f32, h: f32, now: f64) -> Option<EntityId> {
+        let camera = self.camera?;
+        let mut best: Option<(f32, EntityId)> = None;
+        for e in self.mirror.entities() {
+            let Some(p) = self.drawn_position(e.id.index, now) else {
+                continue;
+            };
+            let (sx, sy) = camera.to_screen(p, w, h);
+            let d = (sx as f32 - x).hypot(sy as f32 - y);
+            let reach = (e.renderable.size * camera.zoom / 2.0).max(1.5) + GRAB_SLACK_PX;
+            if d <= reach && best.is_none_or(|(nearest, _)| d < nearest) {
+                best = Some((d, e.id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
     /// Whether clicks in this pane become interactions.
     pub fn interactive(&self) -> bool {
         self.mode == ViewMode::Participate && self.interaction >= InteractionMode::Limited
@@ -179,8 +216,11 @@ pub struct Scene {
     /// The main pane's universe when it was chosen by id (the universe picker, or a world
     /// room's own universe); wins over `main`, since two universes may share a name.
     pub main_pin: Option<UniverseId>,
-    /// The universe in the second pane, if the layout has one.
-    pub second: Option<UniverseId>,
+    /// Whether the layout shows a second pane.
+    pub wants_second: bool,
+    /// The universe chosen for the second pane (the portal picker, or `?portal=` in the
+    /// link); without one, the first listed universe other than the main one.
+    pub second_pin: Option<UniverseId>,
     /// Universes we asked to stream (subscribed, or the answer is on its way).
     requested: BTreeSet<UniverseId>,
 }
@@ -197,23 +237,27 @@ impl Scene {
                 return self.sync_subscriptions();
             }
             ServerMessage::Subscribed {
-                universe,
+                mut universe,
                 mode,
                 interaction,
             } => {
-                let pane = Pane {
-                    mirror: StreamCache::with_default_cap(universe.id),
-                    info: universe,
-                    mode,
-                    interaction,
-                    camera: None,
-                    sent_viewport: None,
-                    motion: HashMap::new(),
-                    ripples: Vec::new(),
-                };
+                // A portal's owner names the universe without its peer: keep the listed name.
+                if let Some(name) = self.named(universe.id) {
+                    universe.name = name;
+                }
+                let pane = Pane::new(universe, mode, interaction);
                 self.panes.insert(pane.info.id, pane);
             }
             ServerMessage::Snapshot(s) => {
+                // Joining a portal stream another viewer here already watches brings a
+                // snapshot but no `subscribed`: start the pane from the listing, view only.
+                if !self.panes.contains_key(&s.universe) && self.requested.contains(&s.universe) {
+                    if let Some(info) = self.universes.iter().find(|u| u.id == s.universe) {
+                        let pane =
+                            Pane::new(info.clone(), ViewMode::Observe, InteractionMode::None);
+                        self.panes.insert(s.universe, pane);
+                    }
+                }
                 if let Some(pane) = self.panes.get_mut(&s.universe) {
                     let before = pane.remember(now);
                     if let Err(e) = pane.mirror.apply_snapshot(&s) {
@@ -248,7 +292,10 @@ impl Scene {
                 }
             }
             ServerMessage::Unsubscribed { universe, .. } => {
+                // Also when the peer ended it (a portal whose peer went away): the next
+                // universe list subscribes again if the universe is still wanted and listed.
                 self.panes.remove(&universe);
+                self.requested.remove(&universe);
             }
             ServerMessage::Error { code, message } => {
                 leptos::logging::warn!("peer refused a request ({code:?}): {message}");
@@ -281,7 +328,8 @@ impl Scene {
         }
     }
 
-    fn named(&self, id: UniverseId) -> Option<String> {
+    /// The listed name of universe `id`.
+    pub fn named(&self, id: UniverseId) -> Option<String> {
         self.universes
             .iter()
             .find(|u| u.id == id)
@@ -294,9 +342,49 @@ impl Scene {
             .or_else(|| self.find(&self.main).map(|u| u.id))
     }
 
-    /// Id of the second universe, if one is wanted.
+    /// Id of the second universe, if one is wanted: the chosen one once the peer lists it,
+    /// else the first listed universe other than the main one.
     pub fn second_id(&self) -> Option<UniverseId> {
-        self.second
+        if !self.wants_second {
+            return None;
+        }
+        let main = self.main_id();
+        match self.second_pin.filter(|pin| Some(*pin) != main) {
+            Some(pin) => self.universes.iter().any(|u| u.id == pin).then_some(pin),
+            None => self
+                .universes
+                .iter()
+                .map(|u| u.id)
+                .find(|id| Some(*id) != main),
+        }
+    }
+
+    /// The universes in the main and the second pane.
+    pub fn roles(&self) -> (Option<UniverseId>, Option<UniverseId>) {
+        (self.main_id(), self.second_id())
+    }
+
+    /// After a change of universes: a pane that moved to the other role (main ↔ second)
+    /// has its camera fitted again to its new place.
+    pub fn refit_moved(&mut self, before: (Option<UniverseId>, Option<UniverseId>)) {
+        let (main, second) = self.roles();
+        for (now, was) in [(main, before.0), (second, before.1)] {
+            if let Some(pane) = now
+                .filter(|id| Some(*id) != was)
+                .and_then(|id| self.panes.get_mut(&id))
+            {
+                pane.camera = None;
+                pane.sent_viewport = None;
+            }
+        }
+    }
+
+    /// Whether `id` is listed as a universe this peer hosts itself (not one of a linked
+    /// peer's, which the peer lists as `<peer>/<universe>`; local names never hold a `/`).
+    pub fn is_local(&self, id: UniverseId) -> bool {
+        self.universes
+            .iter()
+            .any(|u| u.id == id && !u.name.contains('/'))
     }
 
     /// Subscribes to wanted universes and unsubscribes from the others.

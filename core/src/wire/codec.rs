@@ -103,7 +103,7 @@ impl Codec {
     /// browser client): choosing an encoding the build cannot speak is a programming error.
     pub fn encode<M: WireMessage>(&self, message: &M) -> Frame {
         match self.encoding {
-            Encoding::Binary => Frame::Binary(bitcode::encode(message)),
+            Encoding::Binary => Frame::Binary(encode_bitcode(message)),
             #[cfg(feature = "json")]
             Encoding::Json => Frame::Text(
                 serde_json::to_string(message)
@@ -126,7 +126,7 @@ impl Codec {
             return Err(CodecError::UnexpectedEnd);
         }
         match self.encoding {
-            Encoding::Binary => bitcode::decode(payload).map_err(|e| CodecError::Malformed {
+            Encoding::Binary => decode_bitcode(payload).map_err(|e| CodecError::Malformed {
                 encoding: "binary",
                 detail: e.to_string(),
             }),
@@ -142,4 +142,27 @@ impl Codec {
             }),
         }
     }
+}
+
+std::thread_local! {
+    /// bitcode builds an encoder and decoder for a message's whole type tree on every plain
+    /// `encode`/`decode` call; a buffer keeps them, which for the large message enums is most
+    /// of the cost of a small message.
+    static BITCODE: std::cell::RefCell<bitcode::Buffer> = std::cell::RefCell::new(bitcode::Buffer::new());
+}
+
+/// bitcode-encodes `value` with this thread's reusable buffer.
+pub(crate) fn encode_bitcode<T: bitcode::Encode + ?Sized>(value: &T) -> Vec<u8> {
+    BITCODE.with(|b| match b.try_borrow_mut() {
+        Ok(mut buffer) => buffer.encode(value).to_vec(),
+        Err(_) => bitcode::encode(value),
+    })
+}
+
+/// bitcode-decodes with this thread's reusable buffer.
+pub(crate) fn decode_bitcode<T: bitcode::DecodeOwned>(bytes: &[u8]) -> Result<T, bitcode::Error> {
+    BITCODE.with(|b| match b.try_borrow_mut() {
+        Ok(mut buffer) => buffer.decode(bytes),
+        Err(_) => bitcode::decode(bytes),
+    })
 }

@@ -158,13 +158,13 @@ impl PeerMessage {
         PeerMessage::Routed {
             from,
             to,
-            payload: bitcode::encode(message),
+            payload: super::codec::encode_bitcode(message),
         }
     }
 
     /// The message inside a [`PeerMessage::Routed`] payload.
     pub fn unroute(payload: &[u8]) -> Result<PeerMessage, bitcode::Error> {
-        bitcode::decode(payload)
+        super::codec::decode_bitcode(payload)
     }
 }
 
