@@ -400,8 +400,18 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Api {
 }
 
 async fn peers(State(shared): State<Arc<Shared>>) -> Response {
+    let port = shared.local_addr.port();
+    let addresses: Vec<String> = crate::links::reachable_addresses(
+        shared.local_addr.ip(),
+        &crate::links::interface_addresses(),
+    )
+    .into_iter()
+    .map(|ip| format!("ws://{}", std::net::SocketAddr::new(ip, port)))
+    .collect();
     Json(serde_json::json!({
         "peer_id": shared.identity.peer_id,
+        "peer_name": shared.identity.peer_name,
+        "addresses": addresses,
         "links": shared.federation.links(),
         "dialled": shared.federation.dials(),
     }))

@@ -140,6 +140,8 @@ pub struct Shared {
     pub passages: passages::Passages,
     /// When the peer started.
     pub started: std::time::Instant,
+    /// The address the listener is bound to (for the addresses other peers can dial).
+    pub local_addr: SocketAddr,
     autosave: Duration,
     anonymous_ttl: Duration,
     connections: AtomicUsize,
@@ -242,6 +244,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         relay: relay::Relay::default(),
         passages,
         started: std::time::Instant::now(),
+        local_addr,
         autosave: config.autosave,
         anonymous_ttl: config.anonymous_ttl,
         connections: AtomicUsize::new(0),

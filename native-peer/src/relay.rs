@@ -82,6 +82,23 @@ impl Relay {
         // A joiner needs a snapshot: asking again makes the owner resync this stream.
         let stream = match existing {
             Some((stream, up)) => {
+                // The owner answered `subscribed` once, to the first viewer; a joiner gets
+                // its own from what the link lists, then the snapshot the resync brings.
+                let info = shared
+                    .federation
+                    .links()
+                    .into_iter()
+                    .filter(|l| l.peer_id == peer)
+                    .flat_map(|l| l.universes)
+                    .find(|u| u.id == universe);
+                if let Some(info) = info {
+                    let subscribed = ServerMessage::Subscribed {
+                        universe: info,
+                        mode: ViewMode::Observe,
+                        interaction: multiverse_core::stream::InteractionMode::None,
+                    };
+                    let _ = outbox.offer(&mut Encoded::new(&subscribed));
+                }
                 up.viewers.insert(viewer, outbox);
                 *stream
             }

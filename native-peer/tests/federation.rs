@@ -87,6 +87,9 @@ async fn linked_peers_move_an_entity_exactly_once() {
     .await;
     let links = get(&a, "/api/peers").await;
     assert_eq!(links["links"][0]["name"], "bee");
+    let mine = format!("ws://{}", a.addr);
+    let addresses = links["addresses"].as_array().unwrap();
+    assert!(addresses.iter().any(|x| x == &mine), "{links}");
     assert_eq!(links["dialled"][0]["state"], "connected");
 
     let (a_sandbox, a_before, _, _) = universe(&a, "sandbox").await;
@@ -212,19 +215,24 @@ async fn browsers_watch_a_remote_universe_through_one_shared_upstream() {
     }
     for (ws, encoding) in &mut viewers {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let (mut snapshot, mut updates) = (None, 0);
+        let (mut snapshot, mut updates, mut subscribed) = (None, 0, false);
         while updates < 3 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "portal frames stopped"
             );
             match recv(ws, *encoding).await {
+                ServerMessage::Subscribed { universe, .. } => subscribed = universe.id == remote,
                 ServerMessage::Snapshot(s) => snapshot = Some(s.entities.len()),
                 ServerMessage::Update(_) if snapshot.is_some() => updates += 1,
                 _ => {}
             }
         }
         assert_eq!(snapshot, Some(300), "the whole remote sandbox arrives");
+        assert!(
+            subscribed,
+            "every viewer, first or joining, is told it is subscribed"
+        );
     }
     let stats = get(&b, &format!("/api/universes/{b_sandbox}")).await;
     assert_eq!(stats["subscribers"], 1, "one upstream serves both viewers");
