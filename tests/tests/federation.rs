@@ -290,6 +290,26 @@ async fn in_browser(
         refused.contains("not a peer address"),
         "the error is the peer's: {refused:?}"
     );
+    // A passage opened from the page reaches "connected", with its health shown.
+    for (select, value) in [("passage-from", alpha_sandbox), ("passage-to", bee_sandbox)] {
+        driver
+            .query(By::Css(format!(
+                "[data-testid='{select}'] option[value='{value}']"
+            )))
+            .wait(LOAD, Duration::from_millis(100))
+            .first()
+            .await
+            .with_context(|| format!("{select} offers {value}"))?
+            .click()
+            .await?;
+    }
+    driver.find(testid("open-passage")).await?.click().await?;
+    driver
+        .query(By::Css("[data-testid='passage'][data-state='connected']"))
+        .wait(LOAD, Duration::from_millis(100))
+        .first()
+        .await
+        .context("the passage opened from the page connects")?;
     save_screenshot(driver, "federation-peers").await?;
 
     // "Watch through a portal": alpha's sandbox room with bee's sandbox in the portal.

@@ -468,3 +468,119 @@ pub async fn start_transfer(
         .or_else(|| id.as_f64().map(|n| n.to_string()))
         .unwrap_or_default())
 }
+
+/// A passage as `GET /api/passages` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassageInfo {
+    /// The passage id.
+    pub id: String,
+    /// `opener` or `owner`.
+    pub role: String,
+    /// The opener's universe.
+    pub from_universe: String,
+    /// The owner's universe.
+    pub to_universe: String,
+    /// `connecting`, `pending_approval`, `connected`, `degraded`, `error` or `closed`.
+    pub state: String,
+    /// 0–1, from heartbeats.
+    pub health: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The granted view (`observe`, `participate`), once open.
+    pub view: Option<String>,
+    /// The compatibility score, once open.
+    pub score: Option<f64>,
+}
+
+impl PassageInfo {
+    fn from_js(v: &JsValue) -> Result<PassageInfo, ApiError> {
+        let grant = field(v, "grant");
+        let granted = !(grant.is_null() || grant.is_undefined());
+        Ok(PassageInfo {
+            id: text(v, "id")?,
+            role: text(v, "role").unwrap_or_default(),
+            from_universe: text(v, "from_universe")?,
+            to_universe: text(v, "to_universe")?,
+            state: text(v, "state").unwrap_or_default(),
+            health: number(v, "health"),
+            error: optional_text(v, "error"),
+            view: granted.then(|| optional_text(&grant, "view")).flatten(),
+            score: granted.then(|| field(&grant, "score").as_f64()).flatten(),
+        })
+    }
+}
+
+/// `GET /api/passages`.
+pub async fn passages() -> Result<Vec<PassageInfo>, ApiError> {
+    let v = needs_body(request("GET", "/api/passages", None, None).await?)?;
+    list(&v, PassageInfo::from_js)
+}
+
+/// What a new passage asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassageAsk {
+    /// A universe hosted here.
+    pub from: String,
+    /// A universe of a linked peer.
+    pub to: String,
+    /// `none`, `observe` or `participate`.
+    pub view: String,
+    /// `none`, `limited`, `full` or `collaborative`.
+    pub interaction: String,
+    /// Portal frames per second.
+    pub sync_hz: u32,
+    /// The owner's password, if it asks for one.
+    pub password: String,
+}
+
+/// `POST /api/passages`: answers the passage id; follow its state in `passages()`.
+pub async fn open_passage(ask: &PassageAsk) -> Result<String, ApiError> {
+    let view = if ask.view == "none" {
+        JsValue::NULL
+    } else {
+        JsValue::from_str(&ask.view)
+    };
+    let password = if ask.password.is_empty() {
+        JsValue::NULL
+    } else {
+        JsValue::from_str(&ask.password)
+    };
+    let body = object(&[
+        ("from_universe", JsValue::from_str(&ask.from)),
+        ("to_universe", JsValue::from_str(&ask.to)),
+        ("view", view),
+        ("interaction", JsValue::from_str(&ask.interaction)),
+        ("sync_hz", JsValue::from(ask.sync_hz)),
+        ("password", password),
+    ]);
+    let v = needs_body(request("POST", "/api/passages", None, Some(&body)).await?)?;
+    text(&v, "passage")
+}
+
+/// `DELETE /api/passages/{id}`.
+pub async fn close_passage(id: &str) -> Result<(), ApiError> {
+    let path = format!("/api/passages/{}", segment(id));
+    request("DELETE", &path, None, None).await.map(|_| ())
+}
+
+/// `GET /api/universes`: `(id, name)` of the universes this peer lists.
+pub async fn local_universes() -> Result<Vec<(String, String)>, ApiError> {
+    let v = needs_body(request("GET", "/api/universes", None, None).await?)?;
+    list(&v, |u| Ok((text(u, "id")?, text(u, "name")?)))
+}
+
+/// `PUT /api/universes/{id}/passage-policy`: who may open passages into `universe`.
+pub async fn set_passage_policy(
+    universe: &str,
+    access: &str,
+    password: &str,
+) -> Result<(), ApiError> {
+    let mut pairs = vec![("access", JsValue::from_str(access))];
+    if !password.is_empty() {
+        pairs.push(("password", JsValue::from_str(password)));
+    }
+    let path = format!("/api/universes/{}/passage-policy", segment(universe));
+    request("PUT", &path, None, Some(&object(&pairs)))
+        .await
+        .map(|_| ())
+}

@@ -28,6 +28,7 @@ mod canvas;
 mod identity;
 mod lobby;
 mod net;
+mod passages;
 mod peers;
 mod room;
 mod room_model;

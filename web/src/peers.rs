@@ -19,6 +19,7 @@ use leptos_router::hooks::use_query_map;
 use multiverse_core::ids::{RoomId, UniverseId};
 
 use crate::api::{self, Peers};
+use crate::passages::PassagesPanel;
 use crate::room_panels::copy_to_clipboard;
 
 /// How often the page asks the peer about its links (ms).
@@ -175,6 +176,7 @@ pub fn PeersPage() -> impl IntoView {
                 <h2>"Linked peers"</h2>
                 <div inner_html=linked></div>
             </section>
+            <PassagesPanel peers=peers />
         </main>
     }
 }
