@@ -35,6 +35,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/transfers", post(start_transfer))
         .route("/api/passages", get(list_passages).post(open_passage))
         .route("/api/passages/{id}", axum::routing::delete(close_passage))
+        .route("/api/passages/{id}/approve", post(approve_passage))
+        .route("/api/passages/{id}/deny", post(deny_passage))
         .route(
             "/api/universes/{id}/passage-policy",
             axum::routing::put(set_policy),
@@ -721,4 +723,28 @@ async fn set_policy(
     };
     shared.passages.set_policy(universe, policy);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn decide_passage(shared: &Shared, id: &str, approve: bool) -> Api {
+    let not_found = |m: String| ApiError::new(StatusCode::NOT_FOUND, "unknown_passage", m);
+    let id: multiverse_core::ids::PassageId = id
+        .parse()
+        .map_err(|e: multiverse_core::ids::IdError| not_found(e.to_string()))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let command = crate::passages::PassageCommand::Decide(id, approve, reply);
+    let _ = shared.passages.commands.send(command).await;
+    match answer.await {
+        Ok(Ok(())) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(Err(message)) if message == "no such passage" => Err(not_found(message)),
+        Ok(Err(message)) => Err(ApiError::new(StatusCode::CONFLICT, "not_pending", message)),
+        Err(_) => Err(not_found(format!("no passage {id}"))),
+    }
+}
+
+async fn approve_passage(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Api {
+    decide_passage(&shared, &id, true).await
+}
+
+async fn deny_passage(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Api {
+    decide_passage(&shared, &id, false).await
 }

@@ -67,6 +67,8 @@ pub enum PassageCommand {
     LinkUp(PeerId),
     /// A link went down.
     LinkDown(PeerId),
+    /// The owner approves (`true`) or declines a passage waiting for approval.
+    Decide(PassageId, bool, oneshot::Sender<Result<(), String>>),
     /// Close a passage.
     Close(PassageId, oneshot::Sender<bool>),
 }
@@ -285,6 +287,45 @@ pub async fn run(shared: Arc<Shared>, mut commands: mpsc::Receiver<PassageComman
                     .is_some();
                 let _ = reply.send(found);
             }
+            PassageCommand::Decide(id, approve, reply) => {
+                let answer = decide(&shared, passages.get_mut(&id), approve).await;
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+/// Approves or declines a passage waiting for this (owner) peer's approval. The grant is
+/// worked out again from the policy, so an approval after a restart grants the same.
+async fn decide(
+    shared: &Arc<Shared>,
+    passage: Option<&mut Passage>,
+    approve: bool,
+) -> Result<(), String> {
+    let p = passage.ok_or("no such passage")?;
+    if p.role() != PassageRole::Owner || p.state() != PassageState::PendingApproval {
+        return Err("that passage is not waiting for this peer's approval".into());
+    }
+    if !approve {
+        p.deny("the owner declined");
+        return Ok(());
+    }
+    let request = p.request().clone();
+    let local = crate::federation::config_of(shared, request.to_universe).await;
+    match shared
+        .passages
+        .policy(request.to_universe)
+        .evaluate(p.remote(), &request, local.as_ref())
+    {
+        Admission::Pending(grant) | Admission::Accept(grant) => {
+            p.approve(grant, shared.clock.now());
+            Ok(())
+        }
+        Admission::Reject { message, .. } => {
+            p.deny(&message);
+            Err(format!(
+                "the request no longer passes the policy: {message}"
+            ))
         }
     }
 }

@@ -364,6 +364,62 @@ async fn passages_open_and_refuse_with_reasons() {
     })
     .await;
 
+    // Approval: the request waits until the owner approves (or declines) it.
+    let (b_galaxy, _, _, _) = universe(&b, "galaxy").await;
+    let (status, _) = put(
+        &b,
+        &format!("/api/universes/{b_galaxy}/passage-policy"),
+        json!({"access": "shared", "approval": true}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        let (_, body) = post(
+            &a,
+            "/api/passages",
+            json!({"from_universe": a_galaxy, "to_universe": b_galaxy}),
+        )
+        .await;
+        waiting.push(body["passage"].as_str().unwrap().to_owned());
+    }
+    for id in &waiting {
+        eventually("both ends to wait for approval", || async {
+            passage_state(&a, id)
+                .await
+                .is_some_and(|p| p["state"] == "pending_approval")
+                && passage_state(&b, id)
+                    .await
+                    .is_some_and(|p| p["state"] == "pending_approval")
+        })
+        .await;
+    }
+    let (status, _) = post(
+        &b,
+        &format!("/api/passages/{}/approve", waiting[0]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = post(&b, &format!("/api/passages/{}/deny", waiting[1]), json!({})).await;
+    assert_eq!(status, 204);
+    eventually("the approval and the refusal to arrive", || async {
+        passage_state(&a, &waiting[0])
+            .await
+            .is_some_and(|p| p["state"] == "connected")
+            && passage_state(&a, &waiting[1])
+                .await
+                .is_some_and(|p| p["state"] == "error")
+    })
+    .await;
+    let (status, body) = post(
+        &b,
+        &format!("/api/passages/{}/approve", waiting[0]),
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("not_pending")));
+
     // An incompatible universe (a world from the racetrack template) is refused with the
     // law that differs most.
     let (_, session) = post(&b, "/api/session", json!({"display_name": "Bo"})).await;

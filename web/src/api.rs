@@ -584,3 +584,10 @@ pub async fn set_passage_policy(
         .await
         .map(|_| ())
 }
+
+/// `POST /api/passages/{id}/approve` (`true`) or `/deny`: the owner's decision.
+pub async fn decide_passage(id: &str, approve: bool) -> Result<(), ApiError> {
+    let verb = if approve { "approve" } else { "deny" };
+    let path = format!("/api/passages/{}/{verb}", segment(id));
+    request("POST", &path, None, None).await.map(|_| ())
+}

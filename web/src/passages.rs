@@ -142,6 +142,31 @@ pub fn PassagesPanel(peers: ReadSignal<Option<Peers>>) -> impl IntoView {
                         load();
                     });
                 };
+                let waiting = p.role == "owner" && p.state == "pending_approval";
+                let approve = {
+                    let id = p.id.clone();
+                    move |_| {
+                        let id = id.clone();
+                        spawn_local(async move {
+                            if let Err(e) = api::decide_passage(&id, true).await {
+                                set_message.set(Some((false, e.message)));
+                            }
+                            load();
+                        });
+                    }
+                };
+                let deny = {
+                    let id = p.id.clone();
+                    move |_| {
+                        let id = id.clone();
+                        spawn_local(async move {
+                            if let Err(e) = api::decide_passage(&id, false).await {
+                                set_message.set(Some((false, e.message)));
+                            }
+                            load();
+                        });
+                    }
+                };
                 let health = format!("width: {:.0}%", p.health.clamp(0.0, 1.0) * 100.0);
                 let open = matches!(p.state.as_str(), "connected" | "degraded" | "connecting" | "pending_approval");
                 let detail = match (&p.error, p.score, &p.view) {
@@ -157,6 +182,10 @@ pub fn PassagesPanel(peers: ReadSignal<Option<Peers>>) -> impl IntoView {
                         <span class="meta">{detail}</span>
                         <Show when=move || open>
                             <button type="button" data-testid="close-passage" on:click=close.clone()>"Close"</button>
+                        </Show>
+                        <Show when=move || waiting>
+                            <button type="button" data-testid="approve-passage" on:click=approve.clone()>"Approve"</button>
+                            <button type="button" data-testid="deny-passage" on:click=deny.clone()>"Decline"</button>
                         </Show>
                     </li>
                 }
