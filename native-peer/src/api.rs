@@ -515,12 +515,15 @@ async fn start_transfer(
                             | multiverse_core::federation::PassageState::Degraded
                     ) && p.from_universe == request.universe
                         && p.to_universe == request.target_universe
+                        && p.grant.as_ref().is_some_and(|g| {
+                            g.interaction >= multiverse_core::stream::InteractionMode::Full
+                        })
                 });
             if open.is_none() {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "passage_closed",
-                    format!("passage {id} is not open between these universes"),
+                    format!("passage {id} is not open between these universes, or does not grant full interaction"),
                 ));
             }
             id

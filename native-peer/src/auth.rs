@@ -101,6 +101,19 @@ impl SessionKeys {
         UserId::from_u128(u128::from_be_bytes(bits))
     }
 
+    /// The user a visitor from another peer acts as here: derived from that peer's id and
+    /// its user id with the key, so no remote peer can act as one of our users.
+    pub fn visitor(&self, peer: multiverse_core::ids::PeerId, user: UserId) -> UserId {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(b"multiverse-visitor-v1:");
+        mac.update(peer.as_u128().to_be_bytes().as_slice());
+        mac.update(user.as_u128().to_be_bytes().as_slice());
+        let tag = mac.finalize().into_bytes();
+        let mut bits = [0u8; 16];
+        bits.copy_from_slice(&tag[..16]);
+        UserId::from_u128(u128::from_be_bytes(bits))
+    }
+
     /// The token for `user`.
     pub fn issue(&self, user: UserId) -> String {
         let tag = self.mac(user).finalize().into_bytes();

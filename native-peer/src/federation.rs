@@ -624,6 +624,36 @@ async fn handle(
         PeerMessage::Error { code, message } => {
             tracing::warn!(%peer, ?code, "the peer refused something: {message}");
         }
+        PeerMessage::Interact(visit) => {
+            let multiverse_core::wire::Visit {
+                passage,
+                universe,
+                user,
+                interaction,
+            } = *visit;
+            let table = shared.passages.table();
+            let allowed = crate::passages::authorize(&table, passage, peer, universe, &interaction);
+            match (allowed, shared.universes.get(universe)) {
+                (Ok(()), Some(host)) => {
+                    let viewer = shared.keys.visitor(peer, user);
+                    let _ = host
+                        .commands
+                        .send(HostCommand::Visit {
+                            viewer,
+                            interaction,
+                        })
+                        .await;
+                }
+                (Err(reason), _) => {
+                    tracing::info!(%peer, %universe, "visitor's interaction refused: {reason}");
+                    let _ = reply(PeerMessage::Error {
+                        code: ErrorCode::NotPermitted,
+                        message: reason,
+                    });
+                }
+                (Ok(()), None) => {}
+            }
+        }
         PeerMessage::Subscribe(request) => shared.relay.serve(shared, peer, *request).await,
         PeerMessage::Unsubscribe { stream } => shared.relay.stop_serving(shared, peer, stream),
         PeerMessage::StreamFrame { stream, frame } => shared.relay.frame(peer, stream, &frame),

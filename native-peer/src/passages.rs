@@ -96,7 +96,73 @@ pub fn admit_arrival(
     if p.to_universe != universe && p.from_universe != universe {
         return Err(NackReason::Rejected);
     }
+    // Entities cross only where the grant allows full interaction.
+    if p.grant
+        .as_ref()
+        .is_none_or(|g| g.interaction < InteractionMode::Full)
+    {
+        return Err(NackReason::Rejected);
+    }
     Ok(())
+}
+
+/// Whether `interaction` in `universe` is within what passage `passage` (from `peer`)
+/// grants; the reason when not.
+pub fn authorize(
+    table: &PassageTable,
+    passage: PassageId,
+    peer: PeerId,
+    universe: UniverseId,
+    interaction: &multiverse_core::stream::Interaction,
+) -> Result<(), String> {
+    let table = table.lock().expect("passages lock");
+    let p = table
+        .get(&passage)
+        .filter(|p| p.remote == peer && p.to_universe == universe)
+        .ok_or("no such passage into that universe")?;
+    if !matches!(p.state, PassageState::Connected | PassageState::Degraded) {
+        return Err("the passage is not open".into());
+    }
+    let grant = p.grant.as_ref().ok_or("the passage has no grant")?;
+    let needed = interaction.required_mode();
+    if grant.view != Some(ViewMode::Participate) || grant.interaction < needed {
+        return Err(format!(
+            "the passage grants {:?} with {:?}; {needed:?} is needed",
+            grant.view, grant.interaction
+        ));
+    }
+    Ok(())
+}
+
+/// The opener's open passage into remote `universe` that grants `interaction`, if any.
+pub fn passage_for(
+    table: &PassageTable,
+    universe: UniverseId,
+    interaction: &multiverse_core::stream::Interaction,
+) -> Result<(PassageId, PeerId), String> {
+    let table = table.lock().expect("passages lock");
+    let needed = interaction.required_mode();
+    let mut reason =
+        "open a passage into that universe (view: participate) to act in it".to_owned();
+    for p in table
+        .values()
+        .filter(|p| p.role == PassageRole::Opener && p.to_universe == universe)
+    {
+        let open = matches!(p.state, PassageState::Connected | PassageState::Degraded);
+        match &p.grant {
+            Some(g) if open && g.view == Some(ViewMode::Participate) && g.interaction >= needed => {
+                return Ok((p.id, p.remote));
+            }
+            Some(g) if open => {
+                reason = format!(
+                    "the passage grants {:?} with {:?}; {needed:?} is needed",
+                    g.view, g.interaction
+                );
+            }
+            _ => {}
+        }
+    }
+    Err(reason)
 }
 
 /// The handle the rest of the peer uses.

@@ -62,7 +62,9 @@ impl Relay {
         outbox: Outbox,
     ) -> bool {
         let mut upstreams = self.upstreams.lock().expect("relay lock");
-        for up in upstreams.values_mut() {
+        // A new subscription to the same universe replaces the viewer's old one (its
+        // configuration may differ); other portals of the viewer stay.
+        for up in upstreams.values_mut().filter(|u| u.universe == universe) {
             up.viewers.remove(&viewer);
         }
         upstreams.retain(|stream, up| {

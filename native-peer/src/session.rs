@@ -290,6 +290,26 @@ fn portal(
         HostCommand::Resync(_) if shared.relay.watches(streams.sub, universe) => {
             shared.relay.resync(shared, streams.sub, universe);
         }
+        HostCommand::Interact(_, interaction) if shared.relay.watches(streams.sub, universe) => {
+            let table = shared.passages.table();
+            match crate::passages::passage_for(&table, universe, &interaction) {
+                Ok((passage, peer)) => {
+                    let user = streams.viewer.unwrap_or_default();
+                    let visit = multiverse_core::wire::PeerMessage::Interact(Box::new(
+                        multiverse_core::wire::Visit {
+                            passage,
+                            universe,
+                            user,
+                            interaction,
+                        },
+                    ));
+                    if !shared.federation.send(peer, visit) {
+                        refuse(ErrorCode::NotPermitted, "the peer hosting that universe is not reachable right now");
+                    }
+                }
+                Err(reason) => refuse(ErrorCode::NotPermitted, &reason),
+            }
+        }
         _ if !shared.relay.watches(streams.sub, universe) => {
             refuse(ErrorCode::NotSubscribed, "subscribe to that universe first");
         }

@@ -308,7 +308,7 @@ async fn passages_open_and_refuse_with_reasons() {
     let (status, body) = post(
         &a,
         "/api/passages",
-        json!({"from_universe": a_galaxy, "to_universe": b_sandbox, "view": "observe"}),
+        json!({"from_universe": a_galaxy, "to_universe": b_sandbox, "view": "participate", "interaction": "full"}),
     )
     .await;
     assert_eq!(status, 202, "{body}");
@@ -321,7 +321,50 @@ async fn passages_open_and_refuse_with_reasons() {
     })
     .await;
     let grant = passage_state(&a, &id).await.unwrap()["grant"].clone();
-    assert_eq!(grant["view"], "observe");
+    assert_eq!(grant["view"], "participate");
+    assert_eq!(grant["interaction"], "full");
+
+    // Through the passage, a browser on A acts in B's sandbox; without one (aquarium) it
+    // cannot.
+    {
+        use common::{joined, recv, send};
+        use multiverse_core::stream::{Interaction, StreamConfiguration, ViewMode};
+        use multiverse_core::universe::Vec2;
+        use multiverse_core::wire::{ClientMessage, Encoding, ErrorCode, ServerMessage};
+        let (_, s0, _, _) = universe(&b, "sandbox").await;
+        let mut ws = joined(&a, Encoding::Binary).await;
+        for target in [&b_sandbox, &b_aquarium] {
+            let subscribe = ClientMessage::Subscribe {
+                universe: target.parse().unwrap(),
+                config: StreamConfiguration::default(),
+                viewport: None,
+                mode: ViewMode::Participate,
+            };
+            send(&mut ws, Encoding::Binary, &subscribe).await;
+        }
+        let spawn = |u: &str| ClientMessage::Interact {
+            universe: u.parse().unwrap(),
+            interaction: Interaction::Command {
+                name: "spawn".into(),
+                at: Vec2::new(5.0, 5.0),
+            },
+        };
+        send(&mut ws, Encoding::Binary, &spawn(&b_sandbox)).await;
+        eventually("the visitor's entity in B's sandbox", || async {
+            universe(&b, "sandbox").await.1 == s0 + 1
+        })
+        .await;
+        send(&mut ws, Encoding::Binary, &spawn(&b_aquarium)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let reason = loop {
+            assert!(tokio::time::Instant::now() < deadline, "no refusal");
+            if let ServerMessage::Error { code, message } = recv(&mut ws, Encoding::Binary).await {
+                assert_eq!(code, ErrorCode::NotPermitted);
+                break message;
+            }
+        };
+        assert!(reason.contains("passage"), "{reason}");
+    }
     assert!(grant["score"].as_f64().unwrap() <= 5.0);
 
     // A password-protected universe refuses a request without the password, with a reason.

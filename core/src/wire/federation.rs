@@ -139,6 +139,9 @@ pub enum PeerMessage {
         /// Which transfer.
         transfer: TransferId,
     },
+    /// A visitor acts in a universe it sees through a passage (a portal in participate
+    /// mode). The owner checks the passage's grant before anything happens.
+    Interact(Box<Visit>),
     /// A message between two universes' transfer engines (each universe runs its own,
     /// addressed by its id), carried over the link of the peers that host them.
     Routed {
@@ -166,6 +169,20 @@ impl PeerMessage {
     pub fn unroute(payload: &[u8]) -> Result<PeerMessage, bitcode::Error> {
         super::codec::decode_bitcode(payload)
     }
+}
+
+/// A visitor's interaction through a passage (see [`PeerMessage::Interact`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Visit {
+    /// The passage the visitor came through.
+    pub passage: PassageId,
+    /// The owner's universe.
+    pub universe: UniverseId,
+    /// The visitor, as the opener's peer knows them.
+    pub user: crate::ids::UserId,
+    /// What they do.
+    pub interaction: crate::stream::Interaction,
 }
 
 /// A peer's identity, exchanged when a link opens.

@@ -22,7 +22,7 @@ pub use client::{ClientMessage, Hello, ValidationError, MAX_DISPLAY_NAME_CHARS};
 pub use codec::{Codec, CodecError, Frame, WireMessage};
 pub use federation::{
     NackReason, PassageGrant, PassageRejectReason, PassageRequest, PeerHello, PeerMessage,
-    RemoteSubscription, TransferControl, TransferPrepare,
+    RemoteSubscription, TransferControl, TransferPrepare, Visit,
 };
 pub use server::{CloseCode, ErrorCode, ServerMessage, Welcome};
 

@@ -189,10 +189,11 @@ fn peer_variant(m: &PeerMessage) -> &'static str {
         PeerMessage::TransferAbort(_) => "transfer_abort",
         PeerMessage::TransferAbortAck { .. } => "transfer_abort_ack",
         PeerMessage::Routed { .. } => "routed",
+        PeerMessage::Interact(_) => "interact",
     }
 }
 
-const PEER_VARIANTS: [&str; 25] = [
+const PEER_VARIANTS: [&str; 26] = [
     "hello",
     "welcome",
     "error",
@@ -218,6 +219,7 @@ const PEER_VARIANTS: [&str; 25] = [
     "transfer_abort",
     "transfer_abort_ack",
     "routed",
+    "interact",
 ];
 
 #[test]

@@ -157,6 +157,13 @@ pub enum HostCommand {
     Replace(Box<Universe>),
     /// Tell every viewer why, then stop (the world was deleted).
     Stop(String),
+    /// A visitor from a linked peer acts here through a passage (already authorised).
+    Visit {
+        /// Who, as this peer knows them.
+        viewer: UserId,
+        /// What they do.
+        interaction: Interaction,
+    },
     /// A transfer message for this universe's engine from another universe's engine.
     Transfer(Box<Envelope>),
     /// Send one of this universe's entities to another universe.
@@ -449,6 +456,15 @@ impl Host {
                     if let Err(e) = self.stream.resync(sub, &self.universe) {
                         tracing::debug!(subscriber = sub.0, "no resync after reload: {e}");
                     }
+                }
+                return;
+            }
+            HostCommand::Visit {
+                viewer,
+                interaction,
+            } => {
+                if let Err(e) = self.universe.interact(Some(viewer), &interaction) {
+                    tracing::info!(universe = %self.universe.config().id, "visitor's interaction refused: {e}");
                 }
                 return;
             }
