@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use multiverse_core::backoff::{Backoff, BackoffConfig};
 use multiverse_core::ids::{PassageId, PeerId, UniverseId};
 use multiverse_core::universe::UniverseInfo;
@@ -21,6 +20,14 @@ use multiverse_core::wire::{
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+mod dispatch;
+mod wire;
+
+pub use dispatch::config_of;
+use dispatch::handle;
+
+pub use wire::{axum_wire, client_wire, Wire};
 
 use crate::host::{Envelope, HostCommand};
 use crate::passages::PassageCommand;
@@ -229,84 +236,6 @@ async fn deliver(shared: &Shared, envelope: Envelope) {
     if !shared.federation.send(peer, routed) {
         tracing::debug!(%peer, "link down or full; the engine will resend");
     }
-}
-
-/// Frames in and out of one WebSocket, whatever library holds it.
-pub struct Wire {
-    /// Binary payloads received (ends when the socket closes).
-    pub incoming: mpsc::Receiver<Vec<u8>>,
-    /// Binary payloads to send.
-    pub outgoing: mpsc::Sender<Vec<u8>>,
-}
-
-/// Pumps any WebSocket (axum's or tokio-tungstenite's) into a [`Wire`]: `bytes_of` picks
-/// binary payloads out of its messages (`Err` ends the link), `message_of` wraps payloads.
-fn pump<S, M, E>(
-    socket: S,
-    bytes_of: fn(M) -> Result<Option<Vec<u8>>, ()>,
-    message_of: fn(Vec<u8>) -> M,
-) -> Wire
-where
-    S: futures::Stream<Item = Result<M, E>> + futures::Sink<M> + Send + 'static,
-    M: Send + 'static,
-    E: Send + 'static,
-{
-    let (mut sink, mut stream) = socket.split();
-    let (in_tx, incoming) = mpsc::channel(256);
-    let (outgoing, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
-    tokio::spawn(async move {
-        while let Some(Ok(m)) = stream.next().await {
-            match bytes_of(m) {
-                Ok(Some(bytes)) => {
-                    if in_tx.send(bytes).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => continue,
-                Err(()) => break,
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(b) = out_rx.recv().await {
-            if sink.send(message_of(b)).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    Wire { incoming, outgoing }
-}
-
-/// Adapts an axum WebSocket (inbound links).
-pub fn axum_wire(socket: axum::extract::ws::WebSocket) -> Wire {
-    use axum::extract::ws::Message;
-    pump(
-        socket,
-        |m| match m {
-            Message::Binary(b) => Ok(Some(b.to_vec())),
-            Message::Close(_) => Err(()),
-            _ => Ok(None),
-        },
-        |b| Message::Binary(b.into()),
-    )
-}
-
-type ClientSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Adapts a tokio-tungstenite WebSocket (outbound links).
-pub fn client_wire(socket: ClientSocket) -> Wire {
-    use tokio_tungstenite::tungstenite::Message;
-    pump(
-        socket,
-        |m| match m {
-            Message::Binary(b) => Ok(Some(b.to_vec())),
-            Message::Close(_) => Err(()),
-            _ => Ok(None),
-        },
-        |b| Message::Binary(b.into()),
-    )
 }
 
 /// Dials `address` until the peer shuts down, running the link whenever it is up.
@@ -536,153 +465,4 @@ async fn link_loop(
             }
         }
     }
-}
-
-async fn handle(
-    shared: &Arc<Shared>,
-    peer: PeerId,
-    message: PeerMessage,
-    out: &mpsc::Sender<Vec<u8>>,
-) {
-    let reply = |m: PeerMessage| out.try_send(encode(&m));
-    match message {
-        PeerMessage::ListUniverses => {
-            let _ = reply(PeerMessage::Universes {
-                universes: shared.universes.list(),
-            });
-        }
-        PeerMessage::Universes { universes } => {
-            for u in &universes {
-                shared.federation.learn_route(u.id, peer);
-            }
-            if let Some(link) = shared
-                .federation
-                .links
-                .lock()
-                .expect("links lock")
-                .get_mut(&peer)
-            {
-                link.info.universes = universes;
-            }
-        }
-        PeerMessage::GetConfig { universe } => {
-            let config = if shared.universes.is_listed(universe) {
-                config_of(shared, universe).await
-            } else {
-                None
-            };
-            let _ = reply(PeerMessage::Config {
-                universe,
-                config: config.map(Box::new),
-            });
-        }
-        PeerMessage::Heartbeat { passage, seq } if passage == LINK => {
-            let _ = reply(PeerMessage::HeartbeatAck { passage, seq });
-        }
-        PeerMessage::HeartbeatAck { passage, .. } if passage == LINK => {}
-        PeerMessage::Config { .. } => {}
-        message @ (PeerMessage::Heartbeat { .. }
-        | PeerMessage::HeartbeatAck { .. }
-        | PeerMessage::PassageOpen(_)
-        | PeerMessage::PassagePending { .. }
-        | PeerMessage::PassageAccept(_)
-        | PeerMessage::PassageReject { .. }
-        | PeerMessage::PassageClose { .. }) => {
-            let _ = shared
-                .passages
-                .commands
-                .send(PassageCommand::Message(peer, message))
-                .await;
-        }
-        PeerMessage::Routed { from, to, payload } => {
-            let message = match PeerMessage::unroute(&payload) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(%peer, "undecodable routed message: {e}");
-                    let _ = reply(PeerMessage::Error {
-                        code: ErrorCode::MalformedFrame,
-                        message: e.to_string(),
-                    });
-                    return;
-                }
-            };
-            // Answers to `from` go back over this link.
-            shared.federation.learn_route(from, peer);
-            match shared.universes.get(to) {
-                Some(host) => {
-                    let envelope = Envelope { from, to, message };
-                    let _ = host
-                        .commands
-                        .send(HostCommand::Transfer(Box::new(envelope)))
-                        .await;
-                }
-                None => {
-                    tracing::debug!(%peer, %to, "transfer message for a universe not hosted here")
-                }
-            }
-        }
-        PeerMessage::Error { code, message } => {
-            tracing::warn!(%peer, ?code, "the peer refused something: {message}");
-        }
-        PeerMessage::Interact(visit) => {
-            let multiverse_core::wire::Visit {
-                passage,
-                universe,
-                user,
-                interaction,
-            } = *visit;
-            let table = shared.passages.table();
-            let allowed = crate::passages::authorize(&table, passage, peer, universe, &interaction);
-            match (allowed, shared.universes.get(universe)) {
-                (Ok(()), Some(host)) => {
-                    let viewer = shared.keys.visitor(peer, user);
-                    let _ = host
-                        .commands
-                        .send(HostCommand::Visit {
-                            viewer,
-                            interaction,
-                        })
-                        .await;
-                }
-                (Err(reason), _) => {
-                    tracing::info!(%peer, %universe, "visitor's interaction refused: {reason}");
-                    let _ = reply(PeerMessage::Error {
-                        code: ErrorCode::NotPermitted,
-                        message: reason,
-                    });
-                }
-                (Ok(()), None) => {}
-            }
-        }
-        PeerMessage::Subscribe(request) => shared.relay.serve(shared, peer, *request).await,
-        PeerMessage::Unsubscribe { stream } => shared.relay.stop_serving(shared, peer, stream),
-        PeerMessage::StreamFrame { stream, frame } => shared.relay.frame(peer, stream, &frame),
-        other => {
-            tracing::debug!(%peer, ?other, "peer message not handled yet");
-        }
-    }
-}
-
-/// The configuration of a universe hosted here.
-pub async fn config_of(
-    shared: &Shared,
-    universe: UniverseId,
-) -> Option<multiverse_core::universe::UniverseConfig> {
-    let host = shared.universes.get(universe)?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    host.commands
-        .send(HostCommand::Snapshot(reply))
-        .await
-        .ok()?;
-    answer.await.ok().map(|(s, _)| s.config)
-}
-
-/// Remote universes known through links, with the peer hosting each.
-pub fn remote_universes(shared: &Shared) -> HashMap<UniverseId, PeerId> {
-    shared
-        .federation
-        .routes
-        .lock()
-        .expect("routes lock")
-        .clone()
 }
