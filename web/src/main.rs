@@ -31,6 +31,7 @@ mod net;
 mod passages;
 mod peers;
 mod room;
+mod room_input;
 mod room_model;
 mod room_panels;
 mod scene;
