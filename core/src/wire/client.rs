@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ClientId, MessageId, RoomId, UniverseId};
 use crate::room::{AccessPolicy, CursorPosition};
 use crate::stream::{Interaction, StreamConfiguration, ViewMode};
-use crate::universe::Rect;
+use crate::universe::{Rect, Vec2};
 
 /// The longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 48;
@@ -129,6 +129,26 @@ pub enum ClientMessage {
         /// `false` makes it a single-player room.
         multiplayer: bool,
     },
+    /// Walks your avatar in the room's universe towards `to` (click-to-move, or one step of
+    /// the arrow keys / WASD). Needs a joined room; the peer clamps `to` to the world.
+    MoveAvatar {
+        /// Where the avatar should go, in world coordinates.
+        to: Vec2,
+    },
+    /// Starts voice in the current room with the browser's SDP offer (an Opus audio
+    /// transceiver and a VP8 video transceiver, both send-only). Answered by `voice_answer`,
+    /// then `voice_tracks` and `voice_offer` whenever other members' tracks come and go.
+    VoiceOffer {
+        /// The offer, as SDP text.
+        sdp: String,
+    },
+    /// Answers a peer's `voice_offer` (renegotiation).
+    VoiceAnswer {
+        /// The answer, as SDP text.
+        sdp: String,
+    },
+    /// Stops voice (and video) for this connection; the room carries on.
+    VoiceLeave,
 }
 
 /// The client's side of the handshake.

@@ -24,7 +24,7 @@ pub use federation::{
     NackReason, PassageGrant, PassageRejectReason, PassageRequest, PeerHello, PeerMessage,
     RemoteSubscription, TransferControl, TransferPrepare, Visit,
 };
-pub use server::{CloseCode, ErrorCode, ServerMessage, Welcome};
+pub use server::{CloseCode, ErrorCode, MediaKind, ServerMessage, VoiceTrack, Welcome};
 
 /// The protocol version spoken by this build. Bumped on every incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;

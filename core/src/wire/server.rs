@@ -118,6 +118,59 @@ pub enum ServerMessage {
     },
     /// The room's settings changed (its owner configured it).
     RoomConfigured(RoomConfig),
+    /// Answers `voice_offer`: voice is connecting (ICE on the peer's UDP port).
+    VoiceAnswer {
+        /// The answer, as SDP text.
+        sdp: String,
+    },
+    /// The peer renegotiates: other members' tracks were added or removed. Answer with
+    /// `voice_answer`. A `voice_tracks` naming the new media lines comes first.
+    VoiceOffer {
+        /// The offer, as SDP text.
+        sdp: String,
+    },
+    /// Which member each received media line carries (the whole list, after every change).
+    VoiceTracks {
+        /// One entry per forwarded track.
+        tracks: Vec<VoiceTrack>,
+    },
+    /// Whose voices this connection receives now: the speakers in its hearing set.
+    VoiceHearing {
+        /// Member numbers, ascending.
+        members: Vec<u64>,
+    },
+    /// Voice stopped for this connection (asked, or the connection's media failed).
+    VoiceEnded {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One media line the peer forwards to a listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bitcode::Encode, bitcode::Decode)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct VoiceTrack {
+    /// The media line's `mid` in the SDP.
+    pub mid: String,
+    /// The member whose media it carries.
+    pub member: u64,
+    /// That member's client (the avatar's marker).
+    pub client: crate::ids::ClientId,
+    /// `audio` or `video`.
+    pub kind: MediaKind,
+}
+
+/// What a forwarded track carries.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, bitcode::Encode, bitcode::Decode,
+)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Opus voice.
+    Audio,
+    /// VP8 camera video.
+    Video,
 }
 
 /// The peer's side of the handshake.
@@ -193,6 +246,11 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The session token is forged, damaged or from another peer.
     InvalidToken,
+    /// A voice offer or answer was not valid SDP, or not one the peer can accept.
+    BadSdp,
+    /// Voice is not available on this peer (its UDP socket could not be opened) or for this
+    /// connection right now.
+    VoiceUnavailable,
 }
 
 impl ErrorCode {
