@@ -11,6 +11,8 @@
 //! (what `POST /api/transfers` does, without HTTP) and timed from the start command to the
 //! target's `Arrived` event (the entity is visible at the target: prepare, ack and commit
 //! done, with four durable journal writes on the way: started, received, committed, done).
+//! Entities cross through passages (participate, full interaction) opened before timing,
+//! one per pair of universes that exchange entities.
 //!
 //! * pipelined A → B: every entity of A's three demo universes (300 + 120 + 500) to
 //!   B.sandbox, all started at once, then every arrival awaited;
@@ -240,11 +242,19 @@ async fn start(
     to: UniverseId,
     n: usize,
 ) -> oneshot::Receiver<Result<TransferId, multiverse_core::federation::TransferError>> {
+    let peer = source
+        .shared
+        .federation
+        .route(to)
+        .expect("a route to the target");
+    let table = source.shared.passages.table();
+    let passage = multiverse_peer::passages::transfer_passage(&table, peer, from, to, None)
+        .expect("an open passage between the two universes");
     let request = TransferRequest {
         universe: from,
         entity,
         target: endpoint(to),
-        passage: PassageId::from_u128(from.as_u128() ^ to.as_u128().rotate_left(64)),
+        passage,
         target_universe: to,
         exit: Vec2::new(
             10.0 + (n % 50) as f32 * 15.0,
@@ -329,6 +339,47 @@ impl Row {
             ms(self.started_all),
         );
     }
+}
+
+/// Opens a passage from `from` on `opener` to `to` on `owner` that lets entities cross
+/// (participate, full interaction) and waits until both ends show it connected.
+async fn open_passage(opener: &RunningPeer, owner: &RunningPeer, from: UniverseId, to: UniverseId) {
+    use multiverse_core::federation::PassageState;
+    use multiverse_core::stream::{InteractionMode, ViewMode};
+    use multiverse_peer::passages::PassageCommand;
+    let config = multiverse_peer::federation::config_of(&opener.shared, from)
+        .await
+        .expect("the opener hosts `from`");
+    let request = multiverse_peer::passages::request(
+        config,
+        to,
+        Some(ViewMode::Participate),
+        InteractionMode::Full,
+        20,
+        None,
+    );
+    let (reply, answer) = oneshot::channel();
+    let remote = owner.shared.identity.peer_id;
+    let command = PassageCommand::Open(Box::new(request), remote, reply);
+    opener
+        .shared
+        .passages
+        .commands
+        .send(command)
+        .await
+        .expect("passages running");
+    let id = answer.await.expect("a passage id");
+    let connected = |peer: &RunningPeer| {
+        peer.shared
+            .passages
+            .list()
+            .iter()
+            .any(|p| p.id == id && p.state == PassageState::Connected)
+    };
+    wait_for("a passage to connect", Duration::from_secs(15), || {
+        connected(opener) && connected(owner)
+    })
+    .await;
 }
 
 /// Moves `entities` of `source` (by universe) to `to` on `target`, all started at once.
@@ -435,6 +486,16 @@ async fn run(storage: &'static str, dir: &Path) -> Vec<Row> {
         },
     )
     .await;
+    // Entities cross between peers only through passages granting full interaction: one
+    // from each universe that sends to the sandbox it sends to (A.sandbox ↔ B.sandbox
+    // carries both ways).
+    let (a_sandbox, b_sandbox) = (a.universe("sandbox"), b.universe("sandbox"));
+    for u in a_all.iter().copied() {
+        open_passage(&a, &b, u, b_sandbox).await;
+    }
+    for u in b_all.iter().copied().filter(|u| *u != b_sandbox) {
+        open_passage(&b, &a, u, a_sandbox).await;
+    }
     let total = a.totals().0 + b.totals().0;
     let mut rows = Vec::new();
     // Round trips of everything: A's three universes to B.sandbox, then all B hosts back to

@@ -2,6 +2,8 @@
 //! [`Passage`] (handshake, heartbeats, health, reconnects) and stores each in the store so
 //! they come back after a restart. The owner's side admits requests with the universe's
 //! [`PassagePolicy`] (access, password / allow-list / approval, compatibility score).
+//! Which passage an entity may cross through, on either side of a transfer, is decided in
+//! `passages/crossing.rs` ([`transfer_passage`], [`admit_arrival`], re-exported here).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::StoreError;
 use crate::Shared;
+
+mod crossing;
+
+pub use crossing::{admit_arrival, reconnecting, transfer_passage, CrossingError};
 
 /// What `/api/passages` shows of a passage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -76,35 +82,6 @@ pub enum PassageCommand {
 /// Every passage as last published, shared with the hosts (which refuse arrivals through a
 /// passage that is not open).
 pub type PassageTable = Arc<Mutex<BTreeMap<PassageId, PassageView>>>;
-
-/// Whether an entity may arrive in `universe` through `passage`: a passage this peer knows
-/// must be open, lead into that universe and grant at least participation; a passage id it
-/// does not know is a direct transfer between linked peers (allowed).
-pub fn admit_arrival(
-    table: &PassageTable,
-    passage: PassageId,
-    universe: UniverseId,
-) -> Result<(), multiverse_core::wire::NackReason> {
-    use multiverse_core::wire::NackReason;
-    let table = table.lock().expect("passages lock");
-    let Some(p) = table.get(&passage) else {
-        return Ok(());
-    };
-    if !matches!(p.state, PassageState::Connected | PassageState::Degraded) {
-        return Err(NackReason::PassageClosed);
-    }
-    if p.to_universe != universe && p.from_universe != universe {
-        return Err(NackReason::Rejected);
-    }
-    // Entities cross only where the grant allows full interaction.
-    if p.grant
-        .as_ref()
-        .is_none_or(|g| g.interaction < InteractionMode::Full)
-    {
-        return Err(NackReason::Rejected);
-    }
-    Ok(())
-}
 
 /// Whether `interaction` in `universe` is within what passage `passage` (from `peer`)
 /// grants; the reason when not.

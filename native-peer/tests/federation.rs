@@ -1,7 +1,12 @@
 //! Federation on real sockets: two peers in one process, linked over loopback, moving
-//! entities between their universes through the REST API.
+//! entities between their universes through the REST API (through passages: see
+//! `federation/passages.rs`).
 
 mod common;
+
+/// Transfers need an open passage with full interaction; the target enforces it too.
+#[path = "federation/passages.rs"]
+mod passages;
 
 use std::time::Duration;
 
@@ -102,6 +107,8 @@ async fn linked_peers_move_an_entity_exactly_once() {
             == 3
     })
     .await;
+    // Entities cross between peers through an open passage that grants full interaction.
+    passages::open_passage(&a, &b, &a_sandbox, &b_sandbox, "full").await;
     for index in 0..5 {
         let (status, body) = post(
             &a,

@@ -2,6 +2,9 @@
 //! transfer round trip, kill -9 of either peer in the middle of transfers (every entity must
 //! exist exactly once afterwards), and heartbeats noticing a stopped peer.
 //!
+//! Entities cross through a passage A.sandbox → B.sandbox (participate, full interaction)
+//! that the transfer tests open first; without it, transfers are refused.
+//!
 //! Each test starts its own pair of `multiverse-peer` binaries (`A` dials `B` with `--peer`)
 //! in a temp dir, on fixed loopback ports picked at start so a restarted peer listens where
 //! the other side's dialler looks for it. Every child is killed and reaped when its guard
@@ -338,6 +341,40 @@ impl Pair {
             link(&self.http, a, &self.b_id, 3)?;
             link(&self.http, b, &self.a_id, 3)?;
             Ok(())
+        })
+        .1
+    }
+
+    /// Opens a passage A.sandbox → B.sandbox that lets entities cross (participate, full
+    /// interaction) and waits until both ends show it connected; answers its id.
+    fn open_passage(&self) -> String {
+        let (from, to) = self.sandboxes();
+        let ask = json!({"from_universe": from, "to_universe": to, "view": "participate", "interaction": "full"});
+        let (status, body) = self
+            .http
+            .post(self.a.port, "/api/passages", &ask)
+            .expect("A answers");
+        assert_eq!(status, 202, "{body}");
+        let id = body["passage"].as_str().expect("a passage id").to_owned();
+        self.wait_passage(&id, Duration::from_secs(15));
+        id
+    }
+
+    /// Waits until passage `id` is connected on both ends (it reconnects after a restart).
+    fn wait_passage(&self, id: &str, limit: Duration) -> Duration {
+        let state = |port| -> Result<(), String> {
+            let list = self.http.get(port, "/api/passages").ok_or("no answer")?;
+            let found = list
+                .as_array()
+                .and_then(|l| l.iter().find(|p| p["id"] == id));
+            match found {
+                Some(p) if p["state"] == "connected" => Ok(()),
+                _ => Err(list.to_string()),
+            }
+        };
+        eventually("the passage on both ends", limit, || {
+            state(self.a.port)?;
+            state(self.b.port)
         })
         .1
     }

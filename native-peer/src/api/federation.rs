@@ -70,11 +70,62 @@ async fn add_peer(
         .into_response())
 }
 
+/// A universe as people know it: its name here, `peer/name` on a linked peer, else its id.
+fn universe_label(shared: &Shared, id: UniverseId) -> String {
+    if let Some(u) = shared.universes.list().into_iter().find(|u| u.id == id) {
+        return u.name;
+    }
+    shared
+        .federation
+        .links()
+        .into_iter()
+        .find_map(|l| {
+            let u = l.universes.iter().find(|u| u.id == id)?;
+            Some(format!("{}/{}", l.name, u.name))
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// 409 for a transfer no passage allows: `passage_closed` when the passage named is not
+/// open (or grants too little), `no_passage` when none was named and none qualifies; the
+/// message says which passage to open.
+fn crossing_refusal(
+    shared: &Shared,
+    request: &StartTransfer,
+    error: crate::passages::CrossingError,
+) -> ApiError {
+    use crate::passages::CrossingError;
+    let (from, to) = (
+        universe_label(shared, request.universe),
+        universe_label(shared, request.target_universe),
+    );
+    let fix = format!(
+        "open a passage from {from} to {to} with interaction full (or collaborative) first"
+    );
+    let (code, message) = match error {
+        CrossingError::NoPassage { granted: Some(mode) } => (
+            "no_passage",
+            format!(
+                "the open passages between {from} and {to} grant interaction {}; entities cross only with full or collaborative: {fix}",
+                format!("{mode:?}").to_lowercase()
+            ),
+        ),
+        CrossingError::NoPassage { granted: None } => (
+            "no_passage",
+            format!("no open passage between {from} and {to} lets entities cross: {fix}"),
+        ),
+        other => ("passage_closed", format!("{other}: {fix}")),
+    };
+    ApiError::new(StatusCode::CONFLICT, code, message)
+}
+
 /// `POST /api/transfers` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartTransfer {
-    /// The passage to go through; without one, a direct transfer between linked peers.
+    /// The passage to go through. Without one, an open passage between the two universes
+    /// that grants full interaction is looked up (none is needed between two universes of
+    /// this peer).
     #[serde(default)]
     passage: Option<multiverse_core::ids::PassageId>,
     universe: UniverseId,
@@ -117,36 +168,27 @@ async fn start_transfer(
             })?
     };
     let exit = request.exit.unwrap_or_default();
-    let passage = match request.passage {
-        Some(id) => {
-            let open = shared
-                .passages
-                .list()
-                .into_iter()
-                .find(|p| p.id == id)
-                .filter(|p| {
-                    matches!(
-                        p.state,
-                        multiverse_core::federation::PassageState::Connected
-                            | multiverse_core::federation::PassageState::Degraded
-                    ) && p.from_universe == request.universe
-                        && p.to_universe == request.target_universe
-                        && p.grant.as_ref().is_some_and(|g| {
-                            g.interaction >= multiverse_core::stream::InteractionMode::Full
-                        })
-                });
-            if open.is_none() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "passage_closed",
-                    format!("passage {id} is not open between these universes, or does not grant full interaction"),
-                ));
-            }
-            id
+    let passage = if local_target {
+        if let Some(id) = request.passage {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "passage_closed",
+                format!("passage {id} does not lead between two universes of this peer; leave `passage` out"),
+            ));
         }
-        None => multiverse_core::ids::PassageId::from_u128(
+        // Between two universes of this peer nothing crosses a link: no passage needed.
+        multiverse_core::ids::PassageId::from_u128(
             request.universe.as_u128() ^ request.target_universe.as_u128().rotate_left(64),
-        ),
+        )
+    } else {
+        crate::passages::transfer_passage(
+            &shared.passages.table(),
+            target_peer,
+            request.universe,
+            request.target_universe,
+            request.passage,
+        )
+        .map_err(|e| crossing_refusal(&shared, &request, e))?
     };
     let transfer = TransferRequest {
         universe: request.universe,

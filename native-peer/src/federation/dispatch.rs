@@ -77,7 +77,13 @@ pub(super) async fn handle(
             shared.federation.learn_route(from, peer);
             match shared.universes.get(to) {
                 Some(host) => {
-                    let envelope = Envelope { from, to, message };
+                    let via = Some(peer);
+                    let envelope = Envelope {
+                        from,
+                        to,
+                        message,
+                        via,
+                    };
                     let _ = host
                         .commands
                         .send(HostCommand::Transfer(Box::new(envelope)))

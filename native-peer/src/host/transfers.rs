@@ -27,6 +27,27 @@ pub struct Envelope {
     pub to: UniverseId,
     /// The message.
     pub message: PeerMessage,
+    /// The linked peer it came over; `None` from a universe hosted here. Arrivals over a
+    /// link must name an open passage with that peer (see [`crate::passages::admit_arrival`]).
+    pub via: Option<PeerId>,
+}
+
+impl Envelope {
+    /// Whether this is a prepare, over a link, through a passage that was open and is
+    /// reconnecting: the host drops it (the source resends it until its deadline) rather
+    /// than refuse an entity over a passing outage.
+    pub(super) fn held_back(&self, passages: &crate::passages::PassageTable) -> bool {
+        let held = match (&self.message, self.via) {
+            (PeerMessage::TransferPrepare(p), Some(peer)) => {
+                crate::passages::reconnecting(passages, peer, p.passage)
+            }
+            _ => false,
+        };
+        if held {
+            tracing::debug!(from = %self.from, "prepare held back: its passage is reconnecting");
+        }
+        held
+    }
 }
 
 /// What a host needs to take part in transfers.
@@ -80,6 +101,9 @@ pub fn engine_for(
 pub(super) struct Admitting<'a> {
     pub(super) universe: &'a mut Universe,
     pub(super) passages: &'a crate::passages::PassageTable,
+    /// The linked peer the message came over (`None`: from a universe of this peer, which
+    /// needs no passage).
+    pub(super) via: Option<PeerId>,
 }
 
 impl multiverse_core::federation::UniverseAccess for Admitting<'_> {
@@ -89,11 +113,14 @@ impl multiverse_core::federation::UniverseAccess for Admitting<'_> {
 
     fn admit(
         &self,
-        _from: PeerId,
+        from: PeerId,
         passage: multiverse_core::ids::PassageId,
         universe: UniverseId,
     ) -> Result<(), multiverse_core::wire::NackReason> {
-        crate::passages::admit_arrival(self.passages, passage, universe)
+        let Some(peer) = self.via else {
+            return Ok(()); // between two universes of this peer: no passage needed
+        };
+        crate::passages::admit_arrival(self.passages, peer, passage, universe_of(from), universe)
     }
 }
 
@@ -137,6 +164,7 @@ impl Host {
                         from,
                         to: universe_of(to),
                         message,
+                        via: None,
                     };
                     // A full router drops the message; the engine resends it.
                     if self.transfer_ctx.router.try_send(envelope).is_err() {

@@ -22,6 +22,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A peer running on 127.0.0.1:0 with a fixture client in a temp dir.
 pub struct TestPeer {
     pub addr: SocketAddr,
+    /// The peer's state, for tests that drive it below the API (e.g. forging a transfer).
+    pub shared: std::sync::Arc<multiverse_peer::Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -44,7 +46,7 @@ impl TestPeer {
             .with_dist_dir(&dist);
         tweak(&mut config);
         let peer = multiverse_peer::bind(config).await.unwrap();
-        let addr = peer.local_addr();
+        let (addr, shared) = (peer.local_addr(), peer.shared());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             peer.serve(async {
@@ -55,6 +57,7 @@ impl TestPeer {
         });
         TestPeer {
             addr,
+            shared,
             stop: Some(stop),
             task,
             _dir: dir,

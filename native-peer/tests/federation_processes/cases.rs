@@ -37,8 +37,25 @@ fn the_link_comes_up_both_ways_and_an_entity_makes_a_round_trip() {
         assert_eq!(listed, own, "the link lists the other side's universes");
     }
 
-    // (b) Ten entities A → B, then ten of B's own (slots 0..10) back B → A.
+    // (b) Without a passage, nothing crosses: refused, and nothing moves.
     let (a_sandbox, b_sandbox) = pair.sandboxes();
+    let (status, body) = pair
+        .http
+        .post(a, "/api/transfers", &transfer(&a_sandbox, 0, &b_sandbox))
+        .expect("A answers");
+    assert_eq!((status, body["error"].as_str()), (409, Some("no_passage")));
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("open a passage from sandbox to B/sandbox")),
+        "{body}"
+    );
+    let (all, _) = pair.settled(Duration::from_secs(5));
+    assert_eq!((all["A.sandbox"].0, all["B.sandbox"].0), (SANDBOX, SANDBOX));
+
+    // (c) Through a passage: ten entities A → B, then ten of B's own (slots 0..10) back
+    // B → A through the same passage.
+    pair.open_passage();
     for index in 0..10 {
         let (status, body) = pair
             .http
@@ -105,13 +122,21 @@ struct Round {
     settle: Duration,
 }
 
-/// Starts [`BURST`] transfers A.sandbox → B.sandbox (slots `first..first + BURST`) at once,
-/// SIGKILLs the source or the target `delay` after the first is accepted, restarts it on the
-/// same port and data dir, and checks that every entity exists exactly once.
-fn kill_round(pair: &mut Pair, kill_source: bool, first: u32, delay: Duration) -> Round {
+/// Waits for `passage` to be connected again on both ends, starts [`BURST`] transfers
+/// A.sandbox → B.sandbox (slots `first..first + BURST`) through it at once, SIGKILLs the
+/// source or the target `delay` after the first is accepted, restarts it on the same port
+/// and data dir, and checks that every entity exists exactly once.
+fn kill_round(
+    pair: &mut Pair,
+    passage: &str,
+    kill_source: bool,
+    first: u32,
+    delay: Duration,
+) -> Round {
     let (a_sandbox, b_sandbox) = pair.sandboxes();
     let a_port = pair.a.port;
     let before = pair.settled(Duration::from_secs(5)).0;
+    pair.wait_passage(passage, Duration::from_secs(20));
     let victim = if kill_source {
         &mut pair.a
     } else {
@@ -186,11 +211,13 @@ fn kill_round(pair: &mut Pair, kill_source: bool, first: u32, delay: Duration) -
 
 fn kill_rounds(kill_source: bool) {
     let mut pair = Pair::start();
+    let passage = pair.open_passage();
     let mut rounds = Vec::new();
     for (n, delay_ms) in [0u64, 1, 3, 8].into_iter().enumerate() {
         let first = n as u32 * BURST;
         rounds.push(kill_round(
             &mut pair,
+            &passage,
             kill_source,
             first,
             Duration::from_millis(delay_ms),
