@@ -17,6 +17,7 @@
 //! | [`room`] | rooms: membership, invites, presence, chat order and dedupe, coalesced cursors |
 //! | [`stream`] | interest management, snapshot + deltas ([`stream::StreamServer`]) and the client mirror |
 //! | [`federation`] | passages between peers (compatibility, policy, lifecycle) and exactly-once entity transfers with a journal |
+//! | [`voice`] | who hears whom: avatar-distance hearing sets with hysteresis, panner geometry |
 //! | [`wire`] | one message enum per direction, [`wire::PROTOCOL_VERSION`], the two codecs, limits |
 //! | [`session`] | the peer's side of one client connection: handshake, strikes, timeouts |
 //! | [`connection`] | the client's side: connect, handshake, reconnect with backoff, incompatibility |
@@ -40,6 +41,7 @@ pub mod stream;
 #[cfg(test)]
 mod testing;
 pub mod universe;
+pub mod voice;
 pub mod wire;
 #[cfg(feature = "json")]
 pub mod world;

@@ -1,8 +1,13 @@
 //! One task per room, driving a core [`Room`]: joins, chat (stored before it is
 //! acknowledged), presence, cursors and invites. Rooms start on first join and stop when
 //! the last member leaves.
+//!
+//! Every client in a room has an avatar in the room's universe (two tabs of one client share
+//! it): the task asks the universe's host for one when a client's first member joins and
+//! gives it back when its last member leaves, however they leave (asked, disconnected, gone
+//! after missed heartbeats, too slow). Members walk their avatar with `move_avatar`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,13 +15,15 @@ use multiverse_core::ids::{ClientId, MessageId, RoomId, UniverseId};
 use multiverse_core::room::{
     AccessPolicy, CursorPosition, Room, RoomConfig, RoomError, RoomOutput,
 };
-use multiverse_core::wire::ServerMessage;
+use multiverse_core::universe::Vec2;
+use multiverse_core::wire::{ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat_store::ChatStore;
 use crate::clock::Clock;
-use crate::host::{Encoded, Outbox};
+use crate::host::{AvatarCommand, Encoded, HostCommand, Outbox};
+use crate::universes::HostDirectory;
 
 /// Room frames queued per connection before that connection is closed as too slow.
 pub const ROOM_OUTBOX_FRAMES: usize = 256;
@@ -66,6 +73,8 @@ pub enum RoomCommand {
     RevokeInvite(u64, String),
     /// Owner: change access.
     Configure(u64, AccessPolicy, u32, bool),
+    /// Walk the member's avatar towards a point of the room's universe.
+    MoveAvatar(u64, Vec2),
 }
 
 /// Summary of a room for `/api/rooms`.
@@ -77,6 +86,9 @@ pub struct RoomSummary {
     pub members: usize,
     /// Who may enter.
     pub access: AccessPolicy,
+    /// The memberships present (not published: member numbers are per connection).
+    #[serde(skip)]
+    pub member_ids: Vec<u64>,
 }
 
 /// Every live room.
@@ -89,15 +101,18 @@ pub struct Rooms {
     shutdown: CancellationToken,
     default_universe: Option<UniverseId>,
     bindings: Mutex<HashMap<RoomId, UniverseId>>,
+    /// Where room tasks find their universe's host (for avatars).
+    hosts: HostDirectory,
 }
 
 impl Rooms {
-    /// No rooms yet; chat goes to `store`.
+    /// No rooms yet; chat goes to `store`; avatars go to the hosts of `hosts`.
     pub fn new(
         store: Arc<dyn ChatStore>,
         clock: Clock,
         shutdown: CancellationToken,
         default_universe: Option<UniverseId>,
+        hosts: HostDirectory,
     ) -> Self {
         Rooms {
             live: Arc::default(),
@@ -107,6 +122,7 @@ impl Rooms {
             shutdown,
             default_universe,
             bindings: Mutex::default(),
+            hosts,
         }
     }
 
@@ -146,6 +162,8 @@ impl Rooms {
             clock: self.clock,
             summaries: self.summaries.clone(),
             registry: self.live.clone(),
+            hosts: self.hosts.clone(),
+            avatars: BTreeSet::new(),
         };
         tokio::spawn(task.run(rx, self.shutdown.clone()));
         live.insert(id.clone(), tx.clone());
@@ -174,6 +192,20 @@ impl Rooms {
             .copied()
     }
 
+    /// The universe room `room` shows: its world's, or the default one.
+    pub fn universe_of(&self, room: &RoomId) -> Option<UniverseId> {
+        self.binding(room).or(self.default_universe)
+    }
+
+    /// Whether connection `member` is in room `room` now (it joined and was admitted).
+    pub fn has_member(&self, room: &RoomId, member: u64) -> bool {
+        self.summaries
+            .lock()
+            .expect("summaries lock")
+            .get(room)
+            .is_some_and(|s| s.member_ids.contains(&member))
+    }
+
     /// Rooms running now.
     pub fn live_count(&self) -> usize {
         self.summaries.lock().expect("summaries lock").len()
@@ -197,6 +229,9 @@ struct RoomTask {
     clock: Clock,
     summaries: Arc<Mutex<BTreeMap<RoomId, RoomSummary>>>,
     registry: Registry,
+    hosts: HostDirectory,
+    /// Clients whose avatar this room asked for and has not given back.
+    avatars: BTreeSet<ClientId>,
 }
 
 impl RoomTask {
@@ -231,7 +266,12 @@ impl RoomTask {
             if self.room.poll_timeout().is_some_and(|t| t <= now) {
                 self.room.handle_timeout(now);
             }
+            // Membership and avatars are published before anyone hears of a join, so a
+            // member acting on its welcome (turning voice on) is already known as one.
+            self.sync_avatars();
+            self.publish();
             self.flush().await;
+            self.sync_avatars();
             self.publish();
             empty_since = match (self.room.is_empty(), empty_since) {
                 (true, None) => Some(tokio::time::Instant::now()),
@@ -286,9 +326,78 @@ impl RoomTask {
             RoomCommand::Configure(member, access, max, multi) => {
                 (member, self.room.configure(member, access, max, multi))
             }
+            RoomCommand::MoveAvatar(member, to) => {
+                self.move_avatar(member, to);
+                return;
+            }
         };
         if let Err(e) = result {
             self.refuse(member, &e);
+        }
+    }
+
+    /// Hands a member's walk to the universe's host; refusals go back to the member.
+    fn move_avatar(&self, member: u64, to: Vec2) {
+        let client = self
+            .room
+            .members()
+            .find(|m| m.member == member)
+            .map(|m| m.client);
+        let (Some(client), Some(outbox)) = (client, self.outboxes.get(&member)) else {
+            return; // not (or no longer) a member
+        };
+        if !to.is_finite() {
+            let message = "coordinates must be finite numbers".to_owned();
+            outbox
+                .queue
+                .try_error(ErrorCode::InvalidInteraction, message);
+            return;
+        }
+        let errors = Some(outbox.queue.clone());
+        self.to_host(AvatarCommand::Move { client, to, errors });
+    }
+
+    /// Asks the host for an avatar for each client that arrived and gives back those of
+    /// clients whose last member left (whichever way they left).
+    fn sync_avatars(&mut self) {
+        let mut present: BTreeMap<ClientId, String> = BTreeMap::new();
+        for m in self.room.members() {
+            present.entry(m.client).or_insert_with(|| m.name.clone());
+        }
+        let gone: Vec<ClientId> = self
+            .avatars
+            .iter()
+            .filter(|c| !present.contains_key(c))
+            .copied()
+            .collect();
+        for client in gone {
+            self.avatars.remove(&client);
+            self.to_host(AvatarCommand::Remove(client));
+        }
+        for (client, name) in present {
+            if self.avatars.insert(client) {
+                let owner = None;
+                self.to_host(AvatarCommand::Spawn {
+                    client,
+                    name,
+                    owner,
+                });
+            }
+        }
+    }
+
+    /// Sends an avatar request to the host of the room's universe, if it is hosted here.
+    fn to_host(&self, command: AvatarCommand) {
+        let room = &self.room.config().id;
+        let Some(universe) = self.room.config().universe else {
+            return;
+        };
+        let Some(host) = self.hosts.get(universe) else {
+            tracing::debug!(%room, %universe, "universe not hosted here; no avatars");
+            return;
+        };
+        if let Err(e) = host.commands.try_send(HostCommand::Avatar(command)) {
+            tracing::warn!(%room, %universe, "avatar request dropped: {e}");
         }
     }
 
@@ -357,6 +466,7 @@ impl RoomTask {
             id: config.id.clone(),
             members: self.room.len(),
             access: config.access,
+            member_ids: self.room.members().map(|m| m.member).collect(),
         };
         self.summaries
             .lock()

@@ -3,7 +3,7 @@
 //! are reached through their room links instead of the public list.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use multiverse_core::ids::{PeerId, UniverseId};
 use multiverse_core::stream::{InteractionMode, StreamServer};
@@ -19,10 +19,13 @@ struct Hosted {
     listed: bool,
 }
 
+type Hosts = Arc<RwLock<BTreeMap<UniverseId, Hosted>>>;
+
 /// Every hosted universe; listed ones in start order.
 #[derive(Debug)]
 pub struct Universes {
-    hosts: RwLock<BTreeMap<UniverseId, Hosted>>,
+    /// Shared with every [`HostDirectory`].
+    hosts: Hosts,
     order: RwLock<Vec<UniverseId>>,
     shutdown: CancellationToken,
     transfer_ctx: TransferContext,
@@ -38,7 +41,7 @@ impl Universes {
         transfer_ctx: TransferContext,
     ) -> Self {
         let universes = Universes {
-            hosts: RwLock::default(),
+            hosts: Hosts::default(),
             order: RwLock::default(),
             shutdown: shutdown.clone(),
             transfer_ctx,
@@ -128,6 +131,12 @@ impl Universes {
         hosts.get(&id).map(|h| h.handle.clone())
     }
 
+    /// A cheap, cloneable way to find hosts, for tasks that outlive a borrow of `self`
+    /// (room tasks reach their universe's host through it).
+    pub fn directory(&self) -> HostDirectory {
+        HostDirectory(self.hosts.clone())
+    }
+
     /// Current info of every listed universe.
     pub fn list(&self) -> Vec<UniverseInfo> {
         let hosts = self.hosts.read().expect("universes lock");
@@ -175,6 +184,18 @@ impl Universes {
     pub fn is_listed(&self, id: UniverseId) -> bool {
         let hosts = self.hosts.read().expect("universes lock");
         hosts.get(&id).is_some_and(|h| h.listed)
+    }
+}
+
+/// Finds the host of a universe; sees universes added and removed later.
+#[derive(Debug, Clone)]
+pub struct HostDirectory(Hosts);
+
+impl HostDirectory {
+    /// The host of a universe hosted here.
+    pub fn get(&self, id: UniverseId) -> Option<HostHandle> {
+        let hosts = self.0.read().expect("universes lock");
+        hosts.get(&id).map(|h| h.handle.clone())
     }
 }
 

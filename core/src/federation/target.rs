@@ -165,7 +165,8 @@ impl TransferEngine {
             return Err(NackReason::ChecksumMismatch);
         }
         let mut entity = decode_entity(&p.entity)?;
-        if !p.exit.is_finite() {
+        if !p.exit.is_finite() || entity.avatar.is_some() {
+            // Avatars belong to members of rooms here; none arrives from elsewhere.
             return Err(NackReason::Rejected);
         }
         if universes.universe_mut(p.universe).is_none() {

@@ -90,6 +90,9 @@ pub enum TransferError {
     /// The target is this peer (move it locally instead).
     #[error("the target is this peer")]
     LocalTarget,
+    /// The entity is a room member's avatar: it stays with its member.
+    #[error("entity {0} is a member's avatar; avatars cannot travel")]
+    Avatar(EntityId),
 }
 
 /// What happened, for the UI and logs.
@@ -319,6 +322,9 @@ impl TransferEngine {
             .ok_or(TransferError::NoSuchEntity(request.entity))?;
         if u.is_hidden(request.entity) {
             return Err(TransferError::InTransit(request.entity));
+        }
+        if entity.avatar.is_some() {
+            return Err(TransferError::Avatar(request.entity));
         }
         let bytes = canonical_bytes(entity);
         u.set_hidden(request.entity, true).expect("checked live");

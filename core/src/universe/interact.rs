@@ -30,7 +30,10 @@ impl Universe {
                         let mine: Vec<_> = self
                             .iter()
                             .filter(|(id, e)| {
-                                viewer.is_some() && e.owner == viewer && !self.is_hidden(*id)
+                                viewer.is_some()
+                                    && e.owner == viewer
+                                    && e.avatar.is_none()
+                                    && !self.is_hidden(*id)
                             })
                             .map(|(id, _)| id)
                             .collect();
@@ -47,7 +50,8 @@ impl Universe {
         }
     }
 
-    fn checked_point(&self, at: Vec2) -> Result<Vec2, UniverseError> {
+    /// `at` clamped into the world, or [`UniverseError::BadPoint`] if it is not finite.
+    pub(super) fn checked_point(&self, at: Vec2) -> Result<Vec2, UniverseError> {
         if !at.is_finite() {
             return Err(UniverseError::BadPoint);
         }
@@ -62,7 +66,11 @@ impl Universe {
         let speed = self.config.physics.max_speed;
         let near: Vec<_> = self
             .iter()
-            .filter(|(id, e)| e.position.distance(at) < RIPPLE_RADIUS && !self.is_hidden(*id))
+            .filter(|(id, e)| {
+                e.position.distance(at) < RIPPLE_RADIUS
+                    && e.avatar.is_none()
+                    && !self.is_hidden(*id)
+            })
             .map(|(id, e)| (id, e.position))
             .collect();
         for (id, p) in near {
@@ -79,7 +87,10 @@ impl Universe {
 
     fn spawn_for(&mut self, viewer: Option<UserId>, at: Vec2) -> Result<(), UniverseError> {
         let owner = viewer.ok_or(UniverseError::AnonymousSpawn)?;
-        let mine = self.iter().filter(|(_, e)| e.owner == Some(owner)).count();
+        let mine = self
+            .iter()
+            .filter(|(_, e)| e.owner == Some(owner) && e.avatar.is_none())
+            .count();
         if mine >= SPAWN_LIMIT_PER_USER {
             return Err(UniverseError::SpawnLimit(SPAWN_LIMIT_PER_USER));
         }

@@ -5,7 +5,11 @@
 //! few entities whose non-positional components changed without comparing every field of
 //! every entity each tick. Positions are compared after quantisation instead (see
 //! [`crate::stream`]).
+//!
+//! Room members walk *avatars* here (`avatar.rs`): entities the simulation only walks to a
+//! target, never saved and never transferred.
 
+mod avatar;
 mod bus;
 mod components;
 mod demo;
@@ -14,17 +18,19 @@ mod sim;
 mod snapshot;
 mod transit;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use avatar::{AVATAR_KIND, AVATAR_SPAWN_SPREAD, AVATAR_SPEED};
 pub use bus::{EventBus, EventKind};
 pub use components::{Entity, PropValue, Rect, Renderable, Shape, Vec2};
 pub use demo::{demo_universe, DemoKind};
 pub use interact::{RIPPLE_RADIUS, SPAWN_LIMIT_PER_USER};
 pub use snapshot::{SavedEntity, SnapshotError, UniverseSnapshot, SNAPSHOT_FORMAT};
 
-use crate::ids::{EntityId, UniverseId};
+use crate::ids::{ClientId, EntityId, UniverseId};
 use crate::rng::Rng;
 
 /// The universe's laws: what the passage compatibility score compares between universes.
@@ -181,6 +187,9 @@ pub struct Universe {
     rng: Rng,
     terrain: Vec<TerrainPatch>,
     events: Vec<UniverseEvent>,
+    /// Members' avatars by client, with their walk targets (see [`Universe::spawn_avatar`]).
+    /// Transient: snapshots leave avatars out.
+    avatars: BTreeMap<ClientId, avatar::Avatar>,
 }
 
 /// Why a universe refused a change.
@@ -212,6 +221,9 @@ pub enum UniverseError {
     /// this id was removed later and must not come back.
     #[error("{0} was superseded by a later entity in its slot")]
     Superseded(EntityId),
+    /// The client has no avatar in this universe (it is not in a room showing it).
+    #[error("client {0} has no avatar here; join the room first")]
+    NoAvatar(ClientId),
 }
 
 impl fmt::Display for EntityId {
@@ -236,6 +248,7 @@ impl Universe {
             rng,
             terrain: Vec::new(),
             events: Vec::new(),
+            avatars: BTreeMap::new(),
         }
     }
 
@@ -343,6 +356,7 @@ impl Universe {
         self.free.push(id.index);
         self.live -= 1;
         self.events.push(UniverseEvent::Despawned { entity: id });
+        self.forget_avatar(id, &entity);
         Ok(entity)
     }
 

@@ -1,8 +1,10 @@
-//! The demo simulation: wandering entities that bounce off the world's edges.
+//! The demo simulation: wandering entities that bounce off the world's edges, and avatars
+//! walking to where their members sent them.
 
 use super::{Universe, Vec2};
 
-/// Moves every entity by one tick of `dt` simulated seconds.
+/// Moves every entity by one tick of `dt` simulated seconds. Avatars only walk (see
+/// [`Universe::walk_avatars`]): no wander, gravity, friction, speed limit or bounce.
 pub(super) fn step(universe: &mut Universe, dt: f32) {
     let physics = universe.config.physics.clone();
     let tick = universe.tick;
@@ -15,7 +17,7 @@ pub(super) fn step(universe: &mut Universe, dt: f32) {
             // In transit or arriving: frozen where it was until it is back in the world.
             continue;
         }
-        let Some(e) = slot.entity.as_mut() else {
+        let Some(e) = slot.entity.as_mut().filter(|e| e.avatar.is_none()) else {
             continue;
         };
         let mut meta_changed = false;
@@ -44,6 +46,7 @@ pub(super) fn step(universe: &mut Universe, dt: f32) {
             slot.meta_tick = tick;
         }
     }
+    universe.walk_avatars(dt);
 }
 
 /// Reflects a coordinate that left `[lo, hi]`; returns whether the velocity flipped.

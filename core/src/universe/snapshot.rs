@@ -2,6 +2,8 @@
 //! generation), tick, random state and terrain, so links, streams and transfer journals that
 //! name an entity still find it after a restart. Whether an entity is hidden (in transit) is
 //! not saved: `federation::TransferEngine::restore` hides it again from its journal.
+//! Members' avatars are not saved either: they belong to whoever is in the room, so a
+//! snapshot records their slots as emptied (as if despawned), and a restore drops any.
 
 use serde::{Deserialize, Serialize};
 
@@ -78,26 +80,33 @@ impl UniverseSnapshot {
 
 impl Universe {
     /// A copy of everything that makes this universe what it is (events are not included:
-    /// they are transient).
+    /// they are transient; avatars neither: their slots are saved as if despawned).
     pub fn snapshot(&self) -> UniverseSnapshot {
+        let mut generations: Vec<u32> = self.slots.iter().map(|s| s.generation).collect();
+        let mut free = self.free.clone();
+        let mut entities = Vec::with_capacity(self.live);
+        for (i, s) in self.slots.iter().enumerate() {
+            let Some(entity) = &s.entity else {
+                continue;
+            };
+            if entity.avatar.is_some() {
+                generations[i] = s.generation.wrapping_add(1).max(s.floor);
+                free.push(i as u32);
+                continue;
+            }
+            entities.push(SavedEntity {
+                index: i as u32,
+                entity: entity.clone(),
+            });
+        }
         UniverseSnapshot {
             config: self.config.clone(),
             tick: self.tick,
             rng_state: self.rng.state(),
             terrain: self.terrain.clone(),
-            generations: self.slots.iter().map(|s| s.generation).collect(),
-            free: self.free.clone(),
-            entities: self
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    Some(SavedEntity {
-                        index: i as u32,
-                        entity: s.entity.clone()?,
-                    })
-                })
-                .collect(),
+            generations,
+            free,
+            entities,
         }
     }
 
@@ -122,7 +131,17 @@ impl Universe {
                 floor: 0,
             })
             .collect();
+        let mut free = snapshot.free;
         for saved in snapshot.entities {
+            if saved.entity.avatar.is_some() {
+                // Written by an older build: avatars do not come back.
+                let Some(slot) = slots.get_mut(saved.index as usize) else {
+                    return invalid(format!("slot {} is past the slot table", saved.index));
+                };
+                slot.generation = slot.generation.wrapping_add(1);
+                free.push(saved.index);
+                continue;
+            }
             let p = saved.entity.position;
             if !p.x.is_finite() || !p.y.is_finite() {
                 return invalid(format!(
@@ -137,7 +156,6 @@ impl Universe {
                 return invalid(format!("slot {} is used twice", saved.index));
             }
         }
-        let free = snapshot.free;
         let mut listed = vec![false; slots.len()];
         for &i in &free {
             match (slots.get(i as usize), listed.get_mut(i as usize)) {
@@ -158,6 +176,7 @@ impl Universe {
             rng: Rng::new(snapshot.rng_state),
             terrain: snapshot.terrain,
             events: Vec::new(),
+            avatars: std::collections::BTreeMap::new(),
         })
     }
 }

@@ -6,8 +6,11 @@
 //! subscriber gets a fresh snapshot later instead of an unbounded backlog. Frames shared by
 //! a whole interest group are encoded once per encoding.
 
+mod avatars;
 mod outbox;
 mod transfers;
+
+pub use avatars::{AvatarCommand, AvatarPositions};
 
 pub use outbox::{Encoded, Outbox, WireFrame};
 
@@ -96,6 +99,8 @@ pub enum HostCommand {
     },
     /// A transfer message for this universe's engine from another universe's engine.
     Transfer(Box<Envelope>),
+    /// A member's avatar: spawn, walk or remove (from the room task of a room showing it).
+    Avatar(AvatarCommand),
     /// Send one of this universe's entities to another universe.
     StartTransfer {
         /// What, where.
@@ -148,6 +153,10 @@ pub struct HostHandle {
     pub commands: mpsc::Sender<HostCommand>,
     /// Latest stats (and universe info).
     pub stats: watch::Receiver<HostStats>,
+    /// Every avatar's position, republished after a tick only when one moved, came or went:
+    /// `avatars.borrow()` reads them, `avatars.changed().await` waits for the next tick that
+    /// changed them (the voice forwarder computes hearing sets there).
+    pub avatars: watch::Receiver<AvatarPositions>,
 }
 
 /// Starts a host task for `universe`, stopping when `shutdown` is cancelled. `journal` is
@@ -175,6 +184,7 @@ pub fn spawn(
         transfers_in: transfers.incoming_count(),
     };
     let (stats_tx, stats_rx) = watch::channel(stats);
+    let (avatars, avatars_rx) = avatars::Avatars::new(&universe);
     let host = Host {
         universe,
         stream,
@@ -188,11 +198,13 @@ pub fn spawn(
         transfer_ctx,
         transfers_halted: false,
         started_replies: Vec::new(),
+        avatars,
     };
     tracker.spawn(host.run(rx, stats_tx, shutdown));
     HostHandle {
         commands,
         stats: stats_rx,
+        avatars: avatars_rx,
     }
 }
 
@@ -212,6 +224,7 @@ struct Host {
     transfer_ctx: TransferContext,
     transfers_halted: bool,
     started_replies: Vec<(StartReply, Result<TransferId, TransferError>)>,
+    avatars: avatars::Avatars,
 }
 
 /// Tick-duration statistics.
@@ -274,6 +287,7 @@ impl Host {
                     self.publish_events(&events);
                     self.flush();
                     self.publish(&stats, started.elapsed());
+                    self.avatars.publish(&self.universe);
                 }
                 command = commands.recv() => match command {
                     Some(command) => {
@@ -379,7 +393,8 @@ impl Host {
             HostCommand::Snapshot(_) | HostCommand::Stop(_) => {
                 unreachable!("handled in handle_batch")
             }
-            HostCommand::Replace(universe) => {
+            HostCommand::Replace(mut universe) => {
+                universe.adopt_avatars(&self.universe); // the members are still there
                 self.universe = *universe;
                 let subs: Vec<SubscriberId> = self.outboxes.keys().copied().collect();
                 for sub in subs {
@@ -400,10 +415,14 @@ impl Host {
             }
             HostCommand::Transfer(envelope) => {
                 let now = self.transfer_ctx.clock.now();
+                if envelope.held_back(&self.transfer_ctx.passages) {
+                    return;
+                }
                 if !self.transfers_halted {
                     let mut access = transfers::Admitting {
                         universe: &mut self.universe,
                         passages: &self.transfer_ctx.passages,
+                        via: envelope.via,
                     };
                     self.transfers.handle_message(
                         endpoint(envelope.from),
@@ -412,6 +431,10 @@ impl Host {
                         now,
                     );
                 }
+                return;
+            }
+            HostCommand::Avatar(command) => {
+                self.avatars.apply(&mut self.universe, command);
                 return;
             }
             HostCommand::StartTransfer { request, reply } => {

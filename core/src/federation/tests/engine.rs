@@ -192,6 +192,16 @@ fn bad_prepares_are_nacked_and_the_entity_goes_home() {
             }),
         ),
         (NackReason::Rejected, Box::new(|p| p.exit.y = f32::INFINITY)),
+        (
+            NackReason::Rejected,
+            Box::new(|p| {
+                // An avatar never arrives from elsewhere, whatever the source says.
+                let mut e = tagged(1);
+                e.avatar = Some(crate::ids::ClientId(5));
+                p.entity = canonical_bytes(&e);
+                p.checksum = checksum(&p.entity);
+            }),
+        ),
     ];
     for (want, tamper) in cases {
         let (reason, back, a, _, id) = refused(tamper, None);
@@ -354,6 +364,16 @@ fn starting_needs_a_visible_entity_and_a_remote_target() {
         a.engine.start(nowhere, &mut a.universes, Moment::ZERO),
         Err(TransferError::BadExit)
     );
+    let client = crate::ids::ClientId(5);
+    let u = a.universes.get_mut(&UA).unwrap();
+    let avatar = u.spawn_avatar(client, "ann", None).unwrap();
+    assert_eq!(
+        a.engine
+            .start(request(avatar, UB), &mut a.universes, Moment::ZERO),
+        Err(TransferError::Avatar(avatar)),
+        "avatars stay with their members"
+    );
+    assert!(!a.u(UA).is_hidden(avatar));
 }
 
 #[test]
