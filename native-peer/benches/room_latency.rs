@@ -32,6 +32,11 @@ use multiverse_core::wire::{
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "support/peer_process.rs"]
+mod peer_process;
+
+use peer_process::start_peer;
+
 const CLIENTS: usize = 100;
 
 /// Members in the room (`BENCH_CLIENTS` overrides [`CLIENTS`], to see how latency scales).
@@ -119,58 +124,6 @@ async fn member(addr: std::net::SocketAddr, n: u128, universe: Option<UniverseId
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-/// The peer under test, as its own process (so the clients' work is not counted as the peer's).
-struct PeerProcess(std::process::Child);
-
-impl Drop for PeerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the release peer binary on 127.0.0.1 with an ephemeral port; returns its address.
-fn start_peer(data_dir: &std::path::Path) -> (PeerProcess, std::net::SocketAddr) {
-    use std::io::BufRead;
-    let dir = data_dir.to_str().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_multiverse-peer"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir,
-            "--dist",
-            dir,
-            "--log",
-            "warn",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .envs(
-            std::env::var("BENCH_PEER_THREADS")
-                .ok()
-                .map(|n| ("TOKIO_WORKER_THREADS", n)),
-        )
-        .spawn()
-        .expect("start the peer binary");
-    let stdout = child.stdout.take().unwrap();
-    let child = PeerProcess(child);
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    for line in lines.by_ref().take(20) {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("http://") {
-            let addr = rest.split('/').next().unwrap().parse().unwrap();
-            // Keep reading so the peer's later output (warnings) never meets a closed pipe.
-            std::thread::spawn(move || {
-                lines
-                    .map_while(Result::ok)
-                    .for_each(|l| eprintln!("[peer] {l}"))
-            });
-            return (child, addr);
-        }
-    }
-    panic!("the peer printed no room link");
 }
 
 async fn run(label: &str, data_dir: std::path::PathBuf, stream: bool) {

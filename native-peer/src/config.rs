@@ -33,6 +33,9 @@ pub struct Config {
     pub anonymous_ttl: Duration,
     /// Peers to link to at start-up (`ws://host:port/peer`), kept dialled.
     pub peers: Vec<String>,
+    /// The UDP port voice and video use, on the listener's address. `None`: the same number
+    /// as the HTTP port (any free port when that is 0).
+    pub voice_port: Option<u16>,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
             autosave: Duration::from_secs(30),
             anonymous_ttl: Duration::from_secs(24 * 3600),
             peers: Vec::new(),
+            voice_port: None,
         }
     }
 

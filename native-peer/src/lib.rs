@@ -19,8 +19,9 @@
 //! | [`federation`] | links to other peers (`--peer`, `/peer`), heartbeats, the transfer router |
 //! | [`passages`] | passages: open, admit by policy and compatibility, heartbeats, stored |
 //! | [`relay`] | portals: one upstream stream per remote universe and configuration, fanned out |
+//! | [`voice`] | the str0m SFU: one UDP socket, signalling over `/ws`, hearing sets by avatar distance |
 //! | [`api`] | the REST API of docs/API.md: sessions, templates, worlds, stats, metrics |
-//! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites |
+//! | [`rooms`] | one task per room driving a core `Room`: members, chat, cursors, invites, avatars |
 //! | [`chat_store`] | the `ChatStore` seam rooms write chat through |
 //! | [`store`] | the redb store: universes, worlds, users, rooms, chat |
 //! | [`identity`] | the stable `PeerId` kept in the data dir |
@@ -58,6 +59,7 @@ pub mod session;
 pub mod store;
 pub mod templates;
 pub mod universes;
+pub mod voice;
 pub mod worlds;
 
 use std::future::Future;
@@ -138,6 +140,8 @@ pub struct Shared {
     pub relay: relay::Relay,
     /// Passages between our universes and linked peers' universes.
     pub passages: passages::Passages,
+    /// Voice and video: the forwarder's handle.
+    pub voice: voice::Voice,
     /// When the peer started.
     pub started: std::time::Instant,
     /// The address the listener is bound to (for the addresses other peers can dial).
@@ -183,6 +187,7 @@ pub struct Peer {
     router: tokio::sync::mpsc::Receiver<host::Envelope>,
     passages: tokio::sync::mpsc::Receiver<passages::PassageCommand>,
     peers: Vec<String>,
+    voice: Option<voice::VoiceSocket>,
 }
 
 /// Loads the peer's identity and binds its listener.
@@ -199,6 +204,11 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
             source,
         })?;
     let local_addr = listener.local_addr()?;
+    let (voice, voice_socket) = voice::bind(
+        local_addr.ip(),
+        config.voice_port.unwrap_or(local_addr.port()),
+    )
+    .await;
     if !config.dist_dir.join("index.html").exists() {
         tracing::warn!(
             "{} has no index.html: the web client is not built (run scripts/run)",
@@ -224,7 +234,8 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
     let universes =
         universes::Universes::start_demos(peer_id, &CancellationToken::new(), transfer_ctx);
     let sandbox = universes.list().first().map(|u| u.id);
-    let rooms = rooms::Rooms::new(store.clone(), clock, shutdown.clone(), sandbox);
+    let hosts = universes.directory();
+    let rooms = rooms::Rooms::new(store.clone(), clock, shutdown.clone(), sandbox, hosts);
     let shared = Arc::new(Shared {
         identity: PeerIdentity {
             peer_id,
@@ -243,6 +254,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         federation: federation::Federation::default(),
         relay: relay::Relay::default(),
         passages,
+        voice,
         started: std::time::Instant::now(),
         local_addr,
         autosave: config.autosave,
@@ -262,6 +274,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         router: router_rx,
         passages: passages_rx,
         peers: config.peers,
+        voice: voice_socket,
     })
 }
 
@@ -298,6 +311,9 @@ impl Peer {
         let background = TaskTracker::new();
         background.spawn(federation::run_router(shared.clone(), self.router));
         background.spawn(passages::run(shared.clone(), self.passages));
+        if let Some(socket) = self.voice {
+            background.spawn(voice::run(shared.clone(), socket));
+        }
         for address in self.peers {
             background.spawn(federation::dial(shared.clone(), address));
         }

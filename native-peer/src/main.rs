@@ -44,6 +44,10 @@ struct Cli {
     /// Another peer to link to, e.g. ws://192.168.1.21:8080 (repeatable); kept connected.
     #[arg(long = "peer", env = "MULTIVERSE_PEERS", value_delimiter = ',')]
     peers: Vec<String>,
+    /// UDP port for voice and video (WebRTC media), on the --bind address. Default: the
+    /// same number as the HTTP port.
+    #[arg(long, env = "MULTIVERSE_VOICE_PORT")]
+    voice_port: Option<u16>,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "multiverse_peer=debug".
     #[arg(long, env = "MULTIVERSE_LOG", default_value = "info")]
     log: String,
@@ -66,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(name) = cli.name {
         config = config.with_name(name);
     }
+    config.voice_port = cli.voice_port;
     config.default_room = RoomId::new(&cli.room).context("invalid --room")?;
     for peer in &cli.peers {
         let address = multiverse_peer::federation::peer_address(peer)

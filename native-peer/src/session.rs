@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::host::{Encoded, HostCommand, Outbox, WireFrame, OUTBOX_FRAMES};
 use crate::rooms::{RoomCommand, RoomOutbox, ROOM_OUTBOX_FRAMES};
+use crate::voice::{VoiceCommand, VoiceJoin};
 use crate::Shared;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -99,7 +100,16 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
                     room.client = Some((client_id, display_name));
                 }
                 SessionOutput::Received(message) => match destination(room.member, message) {
-                    Destination::Room(request) => to_room(&shared, &mut room, request, &span).await,
+                    Destination::Room(request) => {
+                        if matches!(request, RoomRequest::Join(..) | RoomRequest::Leave) {
+                            // Voice belongs to one room: changing rooms ends it.
+                            leave_voice(&shared, room.member, true).await;
+                        }
+                        to_room(&shared, &mut room, request, &span).await
+                    }
+                    Destination::Voice(message) => {
+                        to_voice(&shared, &room, &streams.outbox, message, &span).await
+                    }
                     Destination::Stream(message) => {
                         let world = room
                             .current
@@ -153,6 +163,7 @@ pub async fn run(socket: WebSocket, encoding: Encoding, shared: Arc<Shared>) {
             },
         }
     }
+    leave_voice(&shared, room.member, false).await;
     if let Some((_, room_tx)) = room.current.take() {
         let _ = room_tx
             .send(RoomCommand::Leave(streams.sub.0, "disconnected"))
@@ -172,6 +183,8 @@ enum Destination {
     Room(RoomRequest),
     /// To a universe host (or answered here).
     Stream(ClientMessage),
+    /// To the voice forwarder.
+    Voice(ClientMessage),
 }
 
 /// A room request, still to be addressed to a room.
@@ -201,6 +214,10 @@ fn destination(member: u64, message: ClientMessage) -> Destination {
             max_players,
             multiplayer,
         } => RoomCommand::Configure(member, access, max_players, multiplayer),
+        ClientMessage::MoveAvatar { to } => RoomCommand::MoveAvatar(member, to),
+        voice @ (ClientMessage::VoiceOffer { .. }
+        | ClientMessage::VoiceAnswer { .. }
+        | ClientMessage::VoiceLeave) => return Destination::Voice(voice),
         other => return Destination::Stream(other),
     }))
 }
@@ -250,6 +267,59 @@ async fn to_room(shared: &Shared, link: &mut RoomLink, request: RoomRequest, spa
             }
         },
     }
+}
+
+/// Hands a voice request to the forwarder, with what it needs to know about this connection.
+async fn to_voice(
+    shared: &Shared,
+    link: &RoomLink,
+    outbox: &Outbox,
+    message: ClientMessage,
+    span: &tracing::Span,
+) {
+    let refuse = |code, text: &str| {
+        let error = ServerMessage::Error {
+            code,
+            message: text.into(),
+        };
+        reply(outbox, &error, span);
+    };
+    let command = match message {
+        ClientMessage::VoiceOffer { sdp } => {
+            let (Some((room, _)), Some((client, _))) = (&link.current, &link.client) else {
+                return refuse(ErrorCode::NotInRoom, "join a room before turning voice on");
+            };
+            VoiceCommand::Join(Box::new(VoiceJoin {
+                member: link.member,
+                client: *client,
+                room: room.clone(),
+                universe: shared.rooms.universe_of(room),
+                sdp,
+                outbox: outbox.clone(),
+            }))
+        }
+        ClientMessage::VoiceAnswer { sdp } => VoiceCommand::Answer {
+            member: link.member,
+            sdp,
+            outbox: outbox.clone(),
+        },
+        ClientMessage::VoiceLeave => VoiceCommand::Leave {
+            member: link.member,
+            notify: true,
+        },
+        _ => return,
+    };
+    if let Err(e) = shared.voice.send(command).await {
+        refuse(ErrorCode::VoiceUnavailable, &e.to_string());
+    }
+}
+
+/// Ends this connection's voice, if it had any.
+async fn leave_voice(shared: &Shared, member: u64, notify: bool) {
+    let _ = shared
+        .voice
+        .send(VoiceCommand::Leave { member, notify })
+        .await;
 }
 
 /// Hands a post-handshake message to the universe host it concerns.

@@ -101,6 +101,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Api {
         "Seconds since the peer started.",
         &plain(shared.started.elapsed().as_secs()),
     );
+    for (name, value) in shared.voice.counters() {
+        let help = match name {
+            "voice_datagrams_received_total" => "UDP datagrams received by the voice forwarder.",
+            "voice_datagrams_unroutable_total" => "Voice datagrams no member's session accepted.",
+            "voice_frames_forwarded_total" => "Media frames forwarded to listeners.",
+            _ => "Members with voice on.",
+        };
+        gauge(&format!("multiverse_{name}"), help, &plain(value));
+    }
     let universes = universe_stats(&shared);
     let per = |f: fn(&UniverseStats) -> u64| -> Vec<(String, u64)> {
         universes
