@@ -144,6 +144,8 @@ pub struct Overlay {
     /// An entity of the main pane being dragged (towards the second pane), and the pointer
     /// (canvas pixels).
     pub carried: Option<(EntityId, (f32, f32))>,
+    /// Names, our highlight, speaking rings and video bubbles over the avatars.
+    pub avatars: crate::avatar_draw::AvatarOverlay,
 }
 
 /// Draws scenes on one canvas.
@@ -206,6 +208,8 @@ impl Renderer {
             Some(pane) => {
                 self.draw_pane(pane, main_area, now);
                 if let Some(camera) = pane.camera {
+                    let avatars = &overlay.avatars;
+                    crate::avatar_draw::draw(&self.ctx, pane, camera, main_area, now, avatars);
                     self.draw_cursors(camera, main_area, &overlay.cursors);
                 }
             }

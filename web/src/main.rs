@@ -9,6 +9,9 @@
 //! | `app` | the router: `/` lobby, `/r/:room` room page, `/peers` peers page, a not-found page |
 //! | `lobby` | display name, create or join a room; your worlds (create from a template, open, delete) |
 //! | `room` | the room page: canvas, controls, input (pan, zoom, drag into the portal to transfer); starts a connection while shown |
+//! | `room_frame` | the room's render loop: draws, walks the avatar, places voices, refreshes the HUD and test hooks |
+//! | `avatar`, `avatar_draw` | your avatar: arrow keys / WASD and double-click to walk; names, speaking rings and video bubbles on the canvas |
+//! | `voice` | voice and video: WebRTC to the peer, spatial audio by avatar position, speaking lights, mute, camera |
 //! | `peers` | this peer's address, linking to another peer, linked peers and their universes |
 //! | `room_model` | plain model of the room: members, chat with pending messages, cursors, invites |
 //! | `room_panels` | members, chat and share (link, QR code, invites) panels; the cursor list |
@@ -24,6 +27,8 @@
 
 mod api;
 mod app;
+mod avatar;
+mod avatar_draw;
 mod canvas;
 mod identity;
 mod lobby;
@@ -31,11 +36,13 @@ mod net;
 mod passages;
 mod peers;
 mod room;
+mod room_frame;
 mod room_input;
 mod room_model;
 mod room_panels;
 mod scene;
 mod status;
+mod voice;
 mod world_status;
 
 fn main() {

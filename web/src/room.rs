@@ -9,6 +9,11 @@
 //! (`POST /api/transfers`, arriving where it was dropped); released elsewhere, nothing
 //! happens. The transfer's progress shows in `data-testid="transfer-status"`.
 //!
+//! Your avatar: a double-click on the main universe walks it there, the arrow keys / WASD
+//! walk it while the focus is not in a text field ([`crate::avatar`]); `#my-avatar` carries
+//! its position as `data-avatar-x` / `data-avatar-y`. Voice and video are in the side panel
+//! ([`crate::voice`]), optional: nothing else depends on them.
+//!
 //! For tests the canvas carries `data-grab`: up to eight entities of the main pane that can
 //! be grabbed (outside the second pane), slowest first, as
 //! `index:generation:x:y:vx:vy;…` (canvas pixels, pixels per second) as of `data-grab-at`
@@ -26,16 +31,20 @@ use multiverse_core::ids::{RoomId, UniverseId};
 use multiverse_core::wire::{ClientMessage, ServerMessage};
 use wasm_bindgen::prelude::*;
 
-use crate::canvas::{areas, Layout, Overlay, Renderer};
+use crate::avatar;
+use crate::canvas::{Layout, Renderer};
 use crate::identity;
 use crate::net::{now_ms as now, Net};
+use crate::room_frame::{start_render_loop, FrameLinks, Hud};
 use crate::room_input::*;
 use crate::room_model::{RoomModel, RoomSnapshot};
 use crate::room_panels::{new_message_id, ChatPanel, CursorList, MembersPanel, SharePanel};
 use crate::scene::Scene;
 use crate::status::ConnectionBadge;
+use crate::voice::{Voice, VoicePanel};
 use crate::world_status::{is_world_room, WorldSaveState};
 use multiverse_core::room::CursorPosition;
+use multiverse_core::universe::Vec2;
 
 /// A room: connects to the peer while shown, disconnects when left.
 #[component]
@@ -57,25 +66,6 @@ pub fn RoomPage() -> impl IntoView {
 
 /// How often the universe list is asked for again, to see linked peers come and go (ms).
 const RELIST_MS: u32 = 5_000;
-/// How often the canvas's test attributes are refreshed (ms).
-const GRAB_HINT_MS: f64 = 100.0;
-
-/// What the HUD shows about the panes, refreshed from the render loop.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Hud {
-    entities: usize,
-    seq: Option<u64>,
-    interactive: bool,
-    error: Option<String>,
-    /// The main universe.
-    main: Option<UniverseId>,
-    /// The main universe is hosted by this peer (not watched through a portal).
-    main_local: bool,
-    /// The second pane: universe, name, entities, last frame.
-    second: Option<(UniverseId, String, usize, Option<u64>)>,
-    /// Dragging an entity into the second pane sends it there.
-    transfers: bool,
-}
 
 /// The last transfer asked for from this page: `(state, text)`, state being `sending`,
 /// `sent` or `failed`.
@@ -115,9 +105,13 @@ fn RoomView(room: RoomId) -> impl IntoView {
     // The universe the room is bound to (from `room_joined`); a world room shows its own.
     let (bound, set_bound) = signal(None::<UniverseId>);
     let world_room = is_world_room(&room);
+    let voice = Voice::new();
     let handler = {
         let (scene, model) = (scene.clone(), model.clone());
         Rc::new(move |message: ServerMessage| {
+            if voice.handle(&message) {
+                return Vec::new();
+            }
             if let ServerMessage::UniverseList { universes } = &message {
                 let fresh: Vec<_> = universes.iter().map(|u| (u.id, u.name.clone())).collect();
                 set_names.maybe_update(|n| {
@@ -153,7 +147,16 @@ fn RoomView(room: RoomId) -> impl IntoView {
         identity::session_token(),
         handler,
     );
-    on_cleanup(move || net.stop());
+    voice.attach(net);
+    // Voice first, so its `voice_leave` still goes out.
+    on_cleanup(move || {
+        voice.shutdown();
+        net.stop();
+    });
+    let hidden = window_event_listener(leptos::ev::pagehide, move |_| voice.leave());
+    on_cleanup(move || hidden.remove());
+    avatar::listen_keys();
+    let me = identity::client_id();
     let state = net.state;
     let first_layout = if portal.is_some() {
         Layout::Portal
@@ -175,6 +178,8 @@ fn RoomView(room: RoomId) -> impl IntoView {
             for m in model.with_value(|m| m.borrow_mut().on_connected()) {
                 net.send(m);
             }
+        } else {
+            voice.connection_lost();
         }
     });
     start_heartbeat(net);
@@ -227,12 +232,26 @@ fn RoomView(room: RoomId) -> impl IntoView {
     });
 
     let canvas_ref = NodeRef::<Canvas>::new();
+    let my_avatar = RwSignal::new(None::<Vec2>);
     Effect::new(move |_| {
         if let Some(canvas) = canvas_ref.get() {
             if let Some(renderer) = Renderer::new(canvas) {
-                start_render_loop(renderer, scene, model, net, layout, set_hud);
+                let links = FrameLinks {
+                    scene,
+                    model,
+                    net,
+                    layout,
+                    set_hud,
+                    voice,
+                    my_avatar,
+                };
+                start_render_loop(renderer, links);
             }
         }
+    });
+    let voice_ready = Signal::derive(move || {
+        matches!(state.get(), ConnectionState::Connected { .. })
+            && snapshot.with(|s| s.you.is_some())
     });
 
     let peer = move || match state.get() {
@@ -305,6 +324,7 @@ fn RoomView(room: RoomId) -> impl IntoView {
                     on:pointermove=move |ev| { pointer_move(&ev, scene, layout); world_cursor(&ev, scene, layout, net) }
                     on:pointerup=move |ev| pointer_up(&ev, scene, layout, net, set_transfer)
                     on:pointercancel=move |_| DRAG.with(|d| *d.borrow_mut() = None)
+                    on:dblclick=move |ev| avatar::walk_here(&ev, scene, layout, net, me)
                     on:wheel=move |ev| wheel(&ev, scene, layout)></canvas>
                 <div class="hud">
                     <span data-testid="entity-count" data-count=move || hud.get().entities.to_string()
@@ -328,7 +348,8 @@ fn RoomView(room: RoomId) -> impl IntoView {
             </section>
             <aside class="side">
                 {move || snapshot.get().problem.map(|p| view! { <p class="error" data-testid="room-error">{p}</p> })}
-                <MembersPanel room=snapshot />
+                <MembersPanel room=snapshot speaking=voice.speaking />
+                <VoicePanel voice ready=voice_ready />
                 <ChatPanel room=snapshot on_send />
                 <SharePanel room=snapshot send />
             </aside>
@@ -358,7 +379,12 @@ fn RoomView(room: RoomId) -> impl IntoView {
                             on:click=move |_| set_layout.set(l)>{l.name()}</button>
                     }).collect_view()}
                 </span>
-                <span class="hint">"Drag to pan, wheel to zoom."</span>
+                <span class="hint" data-testid="hint">
+                    "Drag to pan, wheel to zoom. Your avatar: double-click to walk there, or arrow keys / WASD."
+                </span>
+                <span id="my-avatar" data-testid="my-avatar" hidden
+                    data-avatar-x=move || my_avatar.get().map(|p| format!("{:.1}", p.x))
+                    data-avatar-y=move || my_avatar.get().map(|p| format!("{:.1}", p.y))></span>
             </nav>
         </main>
     }
@@ -376,126 +402,6 @@ fn options(
         .filter(|(id, _)| Some(*id) != skip)
         .map(|(id, n)| view! { <option value=id.to_string() selected=selected == Some(id)>{n}</option> })
         .collect_view()
-}
-
-/// The animation-frame callback, kept alive by itself until the page is left.
-type FrameCallback = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
-
-/// Runs the renderer on every animation frame until the page is left.
-fn start_render_loop(
-    renderer: Renderer,
-    scene: StoredValue<Rc<RefCell<Scene>>, LocalStorage>,
-    model: StoredValue<Rc<RefCell<RoomModel>>, LocalStorage>,
-    net: Net,
-    layout: ReadSignal<Layout>,
-    set_hud: WriteSignal<Hud>,
-) {
-    let renderer = Rc::new(RefCell::new(renderer));
-    let frame: FrameCallback = Rc::new(RefCell::new(None));
-    let again = frame.clone();
-    let mut last_viewport_sent = 0.0;
-    let mut last_grab_hint = f64::NEG_INFINITY;
-    *frame.borrow_mut() = Some(Closure::new(move || {
-        let Some(scene) = scene.try_get_value() else {
-            again.borrow_mut().take();
-            return; // the room page is gone
-        };
-        let t = now();
-        let mut scene = scene.borrow_mut();
-        let (main, second) = (scene.main_id(), scene.second_id());
-        let layout = layout.get_untracked();
-        let carried = DRAG.with(|d| {
-            d.borrow()
-                .and_then(|d| d.carried.filter(|_| d.moved).map(|e| (e, (d.x, d.y))))
-        });
-        let cursors: Vec<_> = model
-            .try_with_value(|m| {
-                let m = m.borrow();
-                m.cursors
-                    .iter()
-                    .filter_map(|(member, p)| match p {
-                        CursorPosition::World { universe, at } if Some(*universe) == main => {
-                            let who = m.members.get(member)?;
-                            Some((who.name.clone(), who.colour, *at))
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let overlay = Overlay { cursors, carried };
-        renderer.borrow_mut().draw(&mut scene, layout, t, &overlay);
-        let (w, h) = renderer.borrow().size();
-        let (main_area, second_area) = areas(layout, w, h);
-        let last_error = scene.last_error.clone();
-        let main_local = main.is_some_and(|id| scene.is_local(id));
-        let second_pane = second.and_then(|id| scene.panes.get(&id));
-        let second_hud = second_pane.map(|p| {
-            let name = scene
-                .named(p.info.id)
-                .unwrap_or_else(|| p.info.name.clone());
-            (p.info.id, name, p.mirror.len(), p.mirror.seq())
-        });
-        let transfers = main_local && second_pane.is_some();
-        if t - last_grab_hint >= GRAB_HINT_MS {
-            last_grab_hint = t;
-            let grab = main
-                .filter(|_| transfers)
-                .and_then(|id| scene.panes.get(&id))
-                .map(|pane| grab_hint(pane, main_area, second_area, t))
-                .unwrap_or_default();
-            let canvas = renderer.borrow().canvas().clone();
-            let _ = canvas.set_attribute("data-grab", &grab);
-            let _ = canvas.set_attribute("data-grab-at", &(t as i64).to_string());
-            let second_rect = second_area
-                .map(|a| {
-                    let [x, y, w, h] = [a.x, a.y, a.w, a.h].map(|v| v.round() as i32);
-                    format!("{x},{y},{w},{h}")
-                })
-                .unwrap_or_default();
-            let _ = canvas.set_attribute("data-second", &second_rect);
-        }
-        if let Some(pane) = main.and_then(|id| scene.panes.get_mut(&id)) {
-            let new = Hud {
-                entities: pane.mirror.len(),
-                seq: pane.mirror.seq(),
-                interactive: pane.interactive(),
-                error: last_error,
-                main,
-                main_local,
-                second: second_hud,
-                transfers,
-            };
-            let viewport = pane.camera.map(|c| c.viewport(main_area.w, main_area.h));
-            // A portal streams its universe whole: only universes hosted here take a viewport.
-            if main_local
-                && viewport.is_some()
-                && viewport != pane.sent_viewport
-                && t - last_viewport_sent > 100.0
-            {
-                pane.sent_viewport = viewport;
-                last_viewport_sent = t;
-                net.send(ClientMessage::SetViewport {
-                    universe: pane.info.id,
-                    viewport,
-                });
-            }
-            set_hud.maybe_update(|h| {
-                let changed = *h != new;
-                *h = new;
-                changed
-            });
-        }
-        drop(scene);
-        if let Some(cb) = again.borrow().as_ref() {
-            let _ =
-                web_sys::window().map(|w| w.request_animation_frame(cb.as_ref().unchecked_ref()));
-        }
-    }));
-    let first = frame.borrow();
-    if let Some(cb) = first.as_ref() {
-        let _ = web_sys::window().map(|w| w.request_animation_frame(cb.as_ref().unchecked_ref()));
-    }
 }
 
 /// Sends a heartbeat every few seconds and whenever the tab is shown or hidden.

@@ -12,6 +12,9 @@ use crate::room_model::RoomSnapshot;
 pub fn MembersPanel(
     /// The room state.
     room: ReadSignal<RoomSnapshot>,
+    /// Members whose voice is lit as speaking.
+    #[prop(into)]
+    speaking: Signal<std::collections::BTreeSet<u64>>,
 ) -> impl IntoView {
     view! {
         <section class="panel members" data-testid="members">
@@ -25,7 +28,10 @@ pub fn MembersPanel(
                         <span class="name">{m.name.clone()}</span>
                         {m.owner.then(|| view! { <span class="tag">"owner"</span> })}
                         {(Some(m.member) == room.get_untracked().you).then(|| view! { <span class="tag">"you"</span> })}
-                        <span class="speaking" data-testid="speaking" aria-hidden="true"></span>
+                        <span class="speaking" data-testid="speaking" aria-hidden="true"
+                            class:on=move || speaking.with(|s| s.contains(&m.member))
+                            data-speaking=move || speaking.with(|s| s.contains(&m.member)).to_string()
+                            title="speaking"></span>
                     </li>
                 </For>
             </ul>
