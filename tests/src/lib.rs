@@ -27,7 +27,7 @@ use thirtyfour::prelude::*;
 use tokio::sync::{oneshot, Mutex, MutexGuard};
 
 /// Chromium flags for tests: headless, no network chatter, WebRTC allowed on loopback,
-/// fake media devices (see ../shared/TOOLCHAIN.md).
+/// fake media devices, media that plays without a gesture (see ../shared/TOOLCHAIN.md).
 pub const CHROMIUM_ARGS: &[&str] = &[
     "--headless=new",
     "--no-sandbox",
@@ -43,6 +43,7 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
 ];
 
 /// The repository root.
