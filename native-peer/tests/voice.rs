@@ -198,6 +198,52 @@ async fn bad_voice_input_is_refused_and_harms_nobody() {
     peer.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_goes_to_the_whole_room_and_keyframe_requests_reach_the_camera() {
+    let peer = TestPeer::start(|_| {}).await;
+    let a = VoiceClient::join_with_camera(peer.addr, 21, "video").await;
+    let b = VoiceClient::join(peer.addr, 22, "video").await;
+    let ma = a.member;
+    // B walks out of earshot: A's voice stops reaching it, A's camera does not.
+    b.send(ClientMessage::MoveAvatar { to: FAR }).await;
+    b.wait_for(WAIT, "hearing nobody, seeing A", |s| {
+        s.connected
+            && s.hearing.is_empty()
+            && s.video_frames_from.get(&ma).is_some_and(|n| *n >= 10)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (voice, video) = {
+        let seen = b.seen.lock().unwrap();
+        (
+            seen.frames_from.get(&ma).copied().unwrap_or(0),
+            seen.video_frames_from[&ma],
+        )
+    };
+    b.wait_for(WAIT, "more of A's video", |s| {
+        s.video_frames_from[&ma] >= video + 10
+    })
+    .await;
+    assert_eq!(b.frames_from(ma), voice, "voice from out of earshot");
+
+    // The peer asked A's camera for a keyframe when B's line opened; a later request from
+    // B (after the peer's one-second throttle) reaches A too.
+    a.wait_for(WAIT, "the first keyframe request", |s| {
+        s.keyframe_requests >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = a.seen.lock().unwrap().keyframe_requests;
+    b.request_keyframes().await;
+    a.wait_for(WAIT, "B's keyframe request", |s| {
+        s.keyframe_requests > before
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    peer.stop().await;
+}
+
 /// Skips room traffic until the error `want` arrives.
 async fn next_error(ws: &mut Ws, enc: Encoding, want: ErrorCode) -> String {
     for _ in 0..100 {

@@ -13,6 +13,7 @@ use multiverse_core::wire::{ErrorCode, MediaKind, ServerMessage};
 use str0m::change::SdpOffer;
 use str0m::crypto::CryptoProvider;
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Input, Rtc};
 use tokio::net::UdpSocket;
 
@@ -172,6 +173,13 @@ impl Sfu {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Only the header extensions the forwarder uses: without transport-wide sequence
+            // numbers and send times (there is no bandwidth estimation on a LAN) nobody sends
+            // congestion feedback for every packet.
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(4, Extension::RtpMid)
+            .set_extension(13, Extension::VideoOrientation)
             // Packets are forwarded as they come: no depacketising, no jitter buffer.
             .set_rtp_mode(true)
             .build(now);
@@ -296,7 +304,11 @@ impl Sfu {
             return;
         };
         p.handle_input(input);
-        self.dirty.insert(p.member);
+        // Drained at once: in RTP mode str0m holds one received packet until the next poll,
+        // so a second datagram fed before draining would overwrite the first.
+        let member = p.member;
+        self.dirty.remove(&member);
+        self.drain(member);
     }
 
     /// The local address a datagram from `source` was sent to. A socket bound to every
@@ -335,21 +347,26 @@ impl Sfu {
 
     /// Drains every session that got input, hands on what it produced, renegotiates, and
     /// removes sessions that ended — until nothing is left to do.
+    /// Drains one member's session: sends its datagrams and hands on what it produced.
+    fn drain(&mut self, member: u64) {
+        let socket = &self.socket;
+        let Some(p) = self.participants.get_mut(&member) else {
+            return;
+        };
+        let produced = p.drain(|bytes, to| {
+            if let Err(e) = socket.try_send_to(bytes, to) {
+                tracing::trace!(%to, "voice datagram dropped: {e}");
+            }
+        });
+        for event in produced {
+            self.propagate(member, event);
+        }
+    }
+
     fn settle(&mut self) {
         for _ in 0..64 {
             while let Some(member) = self.dirty.pop_first() {
-                let socket = &self.socket;
-                let Some(p) = self.participants.get_mut(&member) else {
-                    continue;
-                };
-                let produced = p.drain(|bytes, to| {
-                    if let Err(e) = socket.try_send_to(bytes, to) {
-                        tracing::trace!(%to, "voice datagram dropped: {e}");
-                    }
-                });
-                for event in produced {
-                    self.propagate(member, event);
-                }
+                self.drain(member);
             }
             for member in std::mem::take(&mut self.renegotiate) {
                 if let Some(p) = self.participants.get_mut(&member) {

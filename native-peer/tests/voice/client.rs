@@ -12,7 +12,7 @@ use multiverse_core::ids::{ClientId, RoomId};
 use multiverse_core::wire::{ClientMessage, Encoding, ErrorCode, Hello, ServerMessage};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -71,6 +71,21 @@ pub struct Seen {
     pub offers: usize,
     /// The media lines of the latest `voice_tracks`: mid → member.
     pub tracks: BTreeMap<String, u64>,
+    /// Which of those lines carry video.
+    pub video_mids: Vec<String>,
+    /// Video frames received, by the member whose camera sent them.
+    pub video_frames_from: BTreeMap<u64, u64>,
+    /// Keyframe requests that reached this client's camera.
+    pub keyframe_requests: u64,
+}
+
+/// What a test asks of a client's task.
+#[derive(Debug)]
+enum Control {
+    /// Send a message on the WebSocket.
+    Send(ClientMessage),
+    /// Ask for a keyframe on every video line received (as a decoder that lost its way).
+    RequestKeyframes,
 }
 
 /// A member with voice on, driven by its own task.
@@ -79,7 +94,7 @@ pub struct VoiceClient {
     pub member: u64,
     /// What it has seen.
     pub seen: Arc<Mutex<Seen>>,
-    outgoing: mpsc::Sender<ClientMessage>,
+    outgoing: mpsc::Sender<Control>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -87,6 +102,15 @@ pub struct VoiceClient {
 impl VoiceClient {
     /// Connects, joins `room`, offers an Opus track and starts the client's task.
     pub async fn join(peer: SocketAddr, id: u128, room: &str) -> VoiceClient {
+        Self::connect(peer, id, room, false).await
+    }
+
+    /// Like [`VoiceClient::join`], with a camera too: a VP8 line sending 10 frames a second.
+    pub async fn join_with_camera(peer: SocketAddr, id: u128, room: &str) -> VoiceClient {
+        Self::connect(peer, id, room, true).await
+    }
+
+    async fn connect(peer: SocketAddr, id: u128, room: &str, with_camera: bool) -> VoiceClient {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = format!("ws://{peer}/ws").into_client_request().unwrap();
         let protocol = ENC.subprotocol().parse().unwrap();
@@ -132,6 +156,10 @@ impl VoiceClient {
             None,
             None,
         );
+        let camera = with_camera.then(|| {
+            let stream = Some(format!("camera-{id}"));
+            change.add_media(MediaKind::Video, Direction::SendOnly, stream, None, None)
+        });
         let (offer, pending) = change.apply().expect("an offer");
         let voice = ClientMessage::VoiceOffer {
             sdp: offer.to_sdp_string(),
@@ -146,6 +174,7 @@ impl VoiceClient {
             socket,
             local,
             mic,
+            camera,
             pending: Some(pending),
             seen: seen.clone(),
             frames_sent: 0,
@@ -162,7 +191,12 @@ impl VoiceClient {
 
     /// Sends a message on the client's WebSocket.
     pub async fn send(&self, message: ClientMessage) {
-        self.outgoing.send(message).await.unwrap();
+        self.outgoing.send(Control::Send(message)).await.unwrap();
+    }
+
+    /// Asks the senders of every video line received for a keyframe (RTCP PLI).
+    pub async fn request_keyframes(&self) {
+        self.outgoing.send(Control::RequestKeyframes).await.unwrap();
     }
 
     /// Frames received so far from `member`.
@@ -203,13 +237,14 @@ struct Driver {
     socket: UdpSocket,
     local: SocketAddr,
     mic: Mid,
+    camera: Option<Mid>,
     pending: Option<SdpPendingOffer>,
     seen: Arc<Mutex<Seen>>,
     frames_sent: u64,
 }
 
 impl Driver {
-    async fn run(mut self, mut outgoing: mpsc::Receiver<ClientMessage>, stop: CancellationToken) {
+    async fn run(mut self, mut outgoing: mpsc::Receiver<Control>, stop: CancellationToken) {
         let mut buf = vec![0u8; 2048];
         let mut frames = tokio::time::interval(FRAME);
         // Presence heartbeats, as the web client sends them: a silent member is "gone".
@@ -221,7 +256,10 @@ impl Driver {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep_until(end) => break,
-                Some(message) = outgoing.recv() => send(&mut self.ws, ENC, &message).await,
+                Some(control) = outgoing.recv() => match control {
+                    Control::Send(message) => send(&mut self.ws, ENC, &message).await,
+                    Control::RequestKeyframes => self.request_keyframes(),
+                },
                 frame = self.ws.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         let message = codec().decode(text.as_bytes()).unwrap();
@@ -270,6 +308,11 @@ impl Driver {
             }
             ServerMessage::VoiceTracks { tracks } => {
                 let mut seen = self.seen.lock().unwrap();
+                seen.video_mids = tracks
+                    .iter()
+                    .filter(|t| t.kind == multiverse_core::wire::MediaKind::Video)
+                    .map(|t| t.mid.clone())
+                    .collect();
                 seen.tracks = tracks.into_iter().map(|t| (t.mid, t.member)).collect();
             }
             ServerMessage::VoiceHearing { members } => self.seen.lock().unwrap().hearing = members,
@@ -302,7 +345,39 @@ impl Driver {
         payload.extend_from_slice(&self.frames_sent.to_be_bytes());
         payload.resize(60, 0xA5);
         writer.write(pt, Instant::now(), time, payload).unwrap();
+        if self.frames_sent.is_multiple_of(5) {
+            self.film();
+        }
         self.frames_sent += 1;
+    }
+
+    /// Sends one fake VP8 frame on the camera line, if there is one.
+    fn film(&mut self) {
+        let Some(writer) = self.camera.and_then(|mid| self.rtc.writer(mid)) else {
+            return;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let time = MediaTime::new(self.frames_sent * 1800, Frequency::NINETY_KHZ);
+        // A VP8 key frame header (frame tag, start code, 320×240) and filler.
+        let mut payload = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
+        payload.resize(300, 0x5A);
+        writer.write(pt, Instant::now(), time, payload).unwrap();
+    }
+
+    fn request_keyframes(&mut self) {
+        let mids: Vec<String> = self.seen.lock().unwrap().video_mids.clone();
+        for mid in mids {
+            let Some(mut writer) = self.rtc.writer(Mid::from(mid.as_str())) else {
+                continue;
+            };
+            let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+        }
     }
 
     /// Drains the `Rtc`; returns when it next wants a timeout.
@@ -316,10 +391,19 @@ impl Driver {
                 Output::Event(Event::Connected) => self.seen.lock().unwrap().connected = true,
                 Output::Event(Event::MediaData(data)) => {
                     let mut seen = self.seen.lock().unwrap();
-                    let from = seen.tracks.get(&data.mid.to_string()).copied();
+                    let mid = data.mid.to_string();
+                    let from = seen.tracks.get(&mid).copied();
                     if let Some(member) = from {
-                        *seen.frames_from.entry(member).or_default() += 1;
+                        let counts = if seen.video_mids.contains(&mid) {
+                            &mut seen.video_frames_from
+                        } else {
+                            &mut seen.frames_from
+                        };
+                        *counts.entry(member).or_default() += 1;
                     }
+                }
+                Output::Event(Event::KeyframeRequest(_)) => {
+                    self.seen.lock().unwrap().keyframe_requests += 1;
                 }
                 Output::Event(_) => {}
             }
