@@ -5,29 +5,42 @@ use js_sys::{Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    HtmlElement, HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack,
-    RtcPeerConnection,
+    HtmlElement, HtmlMediaElement, MediaDevices, MediaStream, MediaStreamConstraints,
+    MediaStreamTrack, RtcPeerConnection,
 };
+
+use super::NoMic;
 
 /// The name under which the peer connection is exposed on `window` while voice is on.
 const PC_HOOK: &str = "__multiverse_voice_pc";
 
-/// What the microphone prompt ended with, when it did not give a track.
-pub fn microphone_error(e: &JsValue) -> String {
+/// Why the microphone prompt did not give a track.
+pub fn no_mic(e: &JsValue) -> NoMic {
     match error_name(e).as_str() {
-        "NotAllowedError" | "SecurityError" => {
-            "Microphone blocked: allow it in the site settings to talk".into()
+        "NotAllowedError" | "SecurityError" => NoMic::Blocked,
+        "NotFoundError" | "OverconstrainedError" => NoMic::Missing,
+        "NotReadableError" | "AbortError" => NoMic::Busy,
+        "NoMediaDevices" => NoMic::Insecure,
+        _ => NoMic::Failed,
+    }
+}
+
+/// What to tell after *Try microphone again* did not give a track.
+pub fn retry_note(why: NoMic, e: &JsValue) -> String {
+    match why {
+        NoMic::Blocked => {
+            "The microphone is still blocked: allow it in the site settings (by the address), \
+             then try again"
+                .into()
         }
-        "NotFoundError" | "OverconstrainedError" => {
-            "No microphone found: plug one in to talk".into()
+        NoMic::Missing => "Still no microphone found: plug one in, then try again".into(),
+        NoMic::Busy => {
+            "The microphone is busy in another program: close it there, then try again".into()
         }
-        "NotReadableError" | "AbortError" => {
-            "The microphone is busy in another program: close it there and try again".into()
-        }
-        "NoMediaDevices" => {
+        NoMic::Insecure => {
             "No microphone on this page: browsers allow it only over https or on localhost".into()
         }
-        _ => format!("The microphone could not be opened: {}", describe(e)),
+        NoMic::Failed => format!("The microphone could not be opened: {}", describe(e)),
     }
 }
 
@@ -62,11 +75,36 @@ pub fn describe(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// `getUserMedia({audio: true})`: our microphone's track.
-pub async fn microphone() -> Result<MediaStreamTrack, JsValue> {
+/// Whether the page may ask for a microphone or camera at all: a secure context (https or
+/// localhost) with `navigator.mediaDevices`.
+pub fn devices_available() -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    window.is_secure_context() && media_devices().is_some()
+}
+
+fn media_devices() -> Option<MediaDevices> {
+    web_sys::window()
+        .and_then(|w| w.navigator().media_devices().ok())
+        .filter(|d| !d.is_undefined() && !d.is_null())
+}
+
+/// A `getUserMedia` under way (already handled: a refusal is never an unhandled rejection),
+/// or why it could not start.
+pub type Asked = Result<JsFuture, JsValue>;
+
+/// Starts `getUserMedia({audio: true})` now (call it inside the click: some browsers prompt
+/// only within a gesture); [`microphone`] takes the track from it.
+pub fn ask_microphone() -> Asked {
     let constraints = MediaStreamConstraints::new();
     constraints.set_audio(&JsValue::TRUE);
-    first_track(&constraints, true).await
+    ask(&constraints)
+}
+
+/// Our microphone's track, from what [`ask_microphone`] started.
+pub async fn microphone(asked: Asked) -> Result<MediaStreamTrack, JsValue> {
+    first_track(asked?, true).await
 }
 
 /// `getUserMedia({video: {width: 320, height: 240}})`: our camera's track.
@@ -76,25 +114,24 @@ pub async fn camera() -> Result<MediaStreamTrack, JsValue> {
     let _ = Reflect::set(&size, &"height".into(), &240.into());
     let constraints = MediaStreamConstraints::new();
     constraints.set_video(&size);
-    first_track(&constraints, false).await
+    first_track(ask(&constraints)?, false).await
 }
 
-async fn first_track(
-    constraints: &MediaStreamConstraints,
-    audio: bool,
-) -> Result<MediaStreamTrack, JsValue> {
+/// Starts `getUserMedia`; an error named `NoMediaDevices` when the page has none.
+fn ask(constraints: &MediaStreamConstraints) -> Asked {
     let no_devices = || {
         let e = Object::new();
         let _ = Reflect::set(&e, &"name".into(), &"NoMediaDevices".into());
         JsValue::from(e)
     };
-    let devices = web_sys::window()
-        .and_then(|w| w.navigator().media_devices().ok())
-        .filter(|d| !d.is_undefined())
-        .ok_or_else(no_devices)?;
-    let stream: MediaStream = JsFuture::from(devices.get_user_media_with_constraints(constraints)?)
-        .await?
-        .dyn_into()?;
+    let devices = media_devices().ok_or_else(no_devices)?;
+    Ok(JsFuture::from(
+        devices.get_user_media_with_constraints(constraints)?,
+    ))
+}
+
+async fn first_track(asked: JsFuture, audio: bool) -> Result<MediaStreamTrack, JsValue> {
+    let stream: MediaStream = asked.await?.dyn_into()?;
     let tracks = if audio {
         stream.get_audio_tracks()
     } else {

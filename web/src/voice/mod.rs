@@ -1,19 +1,26 @@
 //! Voice and video in the room: one WebRTC connection to the peer (which forwards the others'
 //! media), each voice placed in space by the avatars' positions, speaking lights, mute and
-//! camera. Optional: the room works the same without it, and a refused microphone only
-//! shows a message here.
+//! camera. Optional: the room works the same without it.
+//!
+//! ## Listening only
+//! Without a microphone — the page is not a secure context (plain http on a LAN address, so
+//! browsers give it no `navigator.mediaDevices`), the prompt was refused, or there is none —
+//! voice still joins, *listening only*: the audio line goes out without a track, the peer
+//! forwards the others to us as usual and nobody hears us. *Try microphone again* asks once
+//! more and, when granted, puts the track on that line with `replaceTrack` (no renegotiation).
 //!
 //! ## Negotiation (the peer implements the other side)
 //! 1. *Join voice* (a user gesture): the `AudioContext` is created and resumed right there,
-//!    then `getUserMedia({audio: true})`; a refusal ends with a clear message and the button
-//!    stays there to retry.
+//!    and `getUserMedia({audio: true})` is asked there too (unless the page has no media
+//!    devices); without a microphone voice goes on listening only.
 //! 2. `new RTCPeerConnection({})` (no ICE servers: a LAN), a send-only audio transceiver with
-//!    the microphone and a send-only video transceiver without a track. The offer goes out
-//!    as `voice_offer` once ICE gathering is complete (at most 2 s: the peer does not trickle);
-//!    `voice_answer` completes it. The client never offers again.
+//!    the microphone (or no track) and a send-only video transceiver without a track. The
+//!    offer goes out as `voice_offer` once ICE gathering is complete (at most 2 s: the peer
+//!    does not trickle); `voice_answer` completes it. The client never offers again.
 //! 3. When the others' tracks come and go the peer sends `voice_tracks` (which media line is
 //!    whose), then `voice_offer`; we answer with `voice_answer`.
-//! 4. Camera on/off replaces the video sender's track; mute disables the microphone track.
+//! 4. Camera on/off replaces the video sender's track; mute disables the microphone track; a
+//!    microphone granted later replaces the audio sender's (empty) track.
 //! 5. *Leave voice*, leaving the page, `voice_ended` or a refusal end it all (`voice_leave`
 //!    tells the peer when it knew of us).
 //!
@@ -23,10 +30,13 @@
 //!
 //! ## Test hooks
 //! `window.__multiverse_voice_pc` is the `RTCPeerConnection` while voice is on. The panel has
-//! `#voice-join`, `#voice-leave`, `#voice-mute`, `#voice-camera`, the status `#voice-status`
-//! (`Voice off`, `Voice: connecting…`, `Voice: connected`, or what went wrong), and a hidden
-//! `<ul id="voice-debug">` with one `<li data-member data-kind="audio" data-panner-x
-//! data-panner-y data-panner-z data-speaking>` per remote voice, refreshed 5 times a second.
+//! `#voice-join`, `#voice-leave`, `#voice-mute` (hidden without a microphone),
+//! `#voice-camera` (hidden without media devices), `#voice-mic-retry` (listening only, when
+//! asking again may help), the status `#voice-status` (`Voice off`, `Voice: connecting…`,
+//! `Voice: connected`, `Voice: listening only — <reason>`, or what went wrong; its
+//! `data-listen-only` is `true` without a microphone), and a hidden `<ul id="voice-debug">`
+//! with one `<li data-member data-kind="audio" data-panner-x data-panner-y data-panner-z
+//! data-speaking>` per remote voice, refreshed 5 times a second.
 
 mod audio;
 mod media;
@@ -68,16 +78,52 @@ pub enum Phase {
     Failed(String),
 }
 
+/// Why voice is listening only: we have no microphone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMic {
+    /// Not a secure context (https or localhost): the page has no media devices at all.
+    Insecure,
+    /// The prompt was refused, or the microphone is blocked for the site.
+    Blocked,
+    /// No microphone device.
+    Missing,
+    /// Another program holds the microphone.
+    Busy,
+    /// Something else went wrong opening it.
+    Failed,
+}
+
+impl NoMic {
+    /// What the status line says after *listening only —*.
+    pub fn reason(self) -> &'static str {
+        match self {
+            NoMic::Insecure => "open this room on https or localhost to talk",
+            NoMic::Blocked => "microphone blocked",
+            NoMic::Missing => "no microphone found",
+            NoMic::Busy => "microphone busy in another program",
+            NoMic::Failed => "microphone could not be opened",
+        }
+    }
+
+    /// Whether asking again may help (there are media devices to ask).
+    pub fn can_retry(self) -> bool {
+        self != NoMic::Insecure
+    }
+}
+
 /// What the voice panel shows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VoiceUi {
     /// Where voice stands.
     pub phase: Phase,
+    /// Why we only listen, when we have no microphone.
+    pub listen_only: Option<NoMic>,
     /// Whether our microphone is muted.
     pub muted: bool,
     /// Whether our camera is sent.
     pub camera: bool,
-    /// A problem that did not end voice (the camera was refused).
+    /// A problem that did not end voice (the camera, or the microphone asked again, was
+    /// refused).
     pub note: Option<String>,
 }
 
@@ -87,7 +133,10 @@ impl VoiceUi {
         match &self.phase {
             Phase::Off => "Voice off".into(),
             Phase::Connecting => "Voice: connecting…".into(),
-            Phase::Connected => "Voice: connected".into(),
+            Phase::Connected => match self.listen_only {
+                None => "Voice: connected".into(),
+                Some(why) => format!("Voice: listening only — {}", why.reason()),
+            },
             Phase::Failed(why) => why.clone(),
         }
     }
@@ -95,6 +144,21 @@ impl VoiceUi {
     /// Whether voice is starting or on (leave, mute and camera apply).
     pub fn active(&self) -> bool {
         matches!(self.phase, Phase::Connecting | Phase::Connected)
+    }
+
+    /// Whether voice is on with a microphone (mute applies).
+    pub fn can_mute(&self) -> bool {
+        self.active() && self.listen_only.is_none()
+    }
+
+    /// Whether the camera can be offered (voice on, and the page has media devices).
+    pub fn can_camera(&self) -> bool {
+        self.active() && self.listen_only != Some(NoMic::Insecure)
+    }
+
+    /// Whether *Try microphone again* is offered.
+    pub fn can_retry_mic(&self) -> bool {
+        self.active() && self.listen_only.is_some_and(NoMic::can_retry)
     }
 }
 
@@ -245,6 +309,12 @@ impl Voice {
                 let _ = wasm_bindgen_futures::JsFuture::from(resumed).await;
             });
         }
+        // Asked in the click too: some browsers prompt only within a gesture.
+        let mic = if media::devices_available() {
+            media::ask_microphone().map_err(|e| media::no_mic(&e))
+        } else {
+            Err(NoMic::Insecure)
+        };
         self.ui.set(VoiceUi {
             phase: Phase::Connecting,
             ..VoiceUi::default()
@@ -252,8 +322,20 @@ impl Voice {
         self.shared.with_value(|s| {
             let epoch = s.epoch.get().wrapping_add(1);
             s.epoch.set(epoch);
-            s.command(Command::Join(ctx, epoch));
+            s.command(Command::Join(ctx, mic, epoch));
         });
+    }
+
+    /// *Try microphone again* while listening only: asks for it (inside the click) and, once
+    /// granted, sends it on the existing audio line.
+    pub fn retry_microphone(&self) {
+        if !self.ui.get_untracked().can_retry_mic() {
+            return;
+        }
+        let ask = media::ask_microphone();
+        self.ui.update(|ui| ui.note = None);
+        self.shared
+            .with_value(|s| s.command(Command::Microphone(ask, s.epoch.get())));
     }
 
     /// *Leave voice*.
@@ -265,7 +347,7 @@ impl Voice {
     pub fn toggle_mute(&self) {
         let muted = self.shared.with_value(|s| {
             let session = s.session.borrow();
-            let mic = &session.as_ref()?.mic;
+            let mic = session.as_ref()?.mic.as_ref()?;
             mic.set_enabled(!mic.enabled());
             Some(!mic.enabled())
         });

@@ -1,4 +1,4 @@
-//! One voice session: the peer connection with our microphone (and camera), the audio
+//! One voice session: the peer connection with our microphone (if any) and camera, the audio
 //! context, the others' media, and the browser callbacks, all torn down together.
 
 use std::rc::{Rc, Weak};
@@ -24,11 +24,13 @@ pub struct Session {
     pub pc: RtcPeerConnection,
     /// Plays the others' voices; created in the *Join voice* click.
     pub ctx: AudioContext,
-    /// Our microphone (`enabled` is the mute switch).
-    pub mic: MediaStreamTrack,
+    /// Our microphone (`enabled` is the mute switch); `None` while listening only.
+    pub mic: Option<MediaStreamTrack>,
     /// The level of our own microphone, for our speaking light.
     meter: Option<AudioGraph>,
     own_vad: Vad,
+    /// The send-only audio line: a microphone granted later goes in with `replaceTrack`.
+    pub audio: RtcRtpTransceiver,
     /// The send-only video line: the camera goes in and out with `replaceTrack`.
     pub video: RtcRtpTransceiver,
     /// Our camera while it is on, and its preview (drawn above our avatar).
@@ -44,23 +46,25 @@ pub struct Session {
 }
 
 impl Session {
-    /// A connection carrying `mic` and an empty video line, with its callbacks wired to
-    /// `shared`, exposed as `window.__multiverse_voice_pc`. Nothing is negotiated yet.
+    /// A connection with an audio line carrying `mic` (no track while listening only) and an
+    /// empty video line, both send-only, with its callbacks wired to `shared`, exposed as
+    /// `window.__multiverse_voice_pc`. Nothing is negotiated yet.
     pub fn start(
         shared: &Rc<Shared>,
         ctx: AudioContext,
-        mic: MediaStreamTrack,
+        mic: Option<MediaStreamTrack>,
         epoch: u32,
     ) -> Result<Session, JsValue> {
         let container = media::hidden_container().ok_or("no document to hold media")?;
         let pc = RtcPeerConnection::new_with_configuration(&RtcConfiguration::new())?;
         let send_only = RtcRtpTransceiverInit::new();
         send_only.set_direction(RtcRtpTransceiverDirection::Sendonly);
-        pc.add_transceiver_with_media_stream_track_and_init(&mic, &send_only);
+        let audio = match &mic {
+            Some(mic) => pc.add_transceiver_with_media_stream_track_and_init(mic, &send_only),
+            None => pc.add_transceiver_with_str_and_init("audio", &send_only),
+        };
         let video = pc.add_transceiver_with_str_and_init("video", &send_only);
-        let meter = media::stream_of(&mic)
-            .and_then(|stream| AudioGraph::meter(&ctx, &stream))
-            .ok();
+        let meter = mic.as_ref().and_then(|mic| meter(&ctx, mic));
         let on_track = track_callback(Rc::downgrade(shared), epoch);
         pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
         let on_state = state_callback(Rc::downgrade(shared), pc.clone(), epoch);
@@ -73,6 +77,7 @@ impl Session {
             mic,
             meter,
             own_vad: Vad::default(),
+            audio,
             video,
             camera: None,
             container,
@@ -88,7 +93,9 @@ impl Session {
         self.pc.set_ontrack(None);
         self.pc.set_onconnectionstatechange(None);
         self.pc.close();
-        self.mic.stop();
+        if let Some(mic) = &self.mic {
+            mic.stop();
+        }
         if let Some((track, preview)) = self.camera.take() {
             track.stop();
             media::remove_element(&preview);
@@ -107,13 +114,27 @@ impl Session {
         drop((self.on_track, self.on_state));
     }
 
-    /// Whether our own speaking light is on at `now` (never while muted).
+    /// Takes a microphone granted after joining (already on the audio line's sender).
+    pub fn add_mic(&mut self, mic: MediaStreamTrack) {
+        if let Some(old) = self.meter.take() {
+            old.disconnect();
+        }
+        self.meter = meter(&self.ctx, &mic);
+        self.own_vad.reset();
+        self.mic = Some(mic);
+    }
+
+    /// Whether our own speaking light is on at `now` (never while muted, nor without a
+    /// microphone: nothing is measured then).
     pub fn speaking_self(&mut self, now: f64) -> bool {
-        let level = match &mut self.meter {
-            Some(meter) if self.mic.enabled() => meter.level(),
-            _ => 0.0,
-        };
-        self.own_vad.update(level, now)
+        let live = self.mic.as_ref().is_some_and(|mic| mic.enabled());
+        match &mut self.meter {
+            Some(meter) if live => self.own_vad.update(meter.level(), now),
+            _ => {
+                self.own_vad.reset();
+                false
+            }
+        }
     }
 
     /// Our camera's preview, once it shows frames.
@@ -134,6 +155,13 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// The level meter on our microphone (our speaking light), if Web Audio can make one.
+fn meter(ctx: &AudioContext, mic: &MediaStreamTrack) -> Option<AudioGraph> {
+    media::stream_of(mic)
+        .and_then(|stream| AudioGraph::meter(ctx, &stream))
+        .ok()
 }
 
 /// `ontrack`: the track's media line is looked up in the latest `voice_tracks`.

@@ -17,7 +17,7 @@ use web_sys::{
 };
 
 use super::session::Session;
-use super::{media, Phase, Shared};
+use super::{media, NoMic, Phase, Shared};
 use crate::net::now_ms;
 
 /// The longest wait for ICE gathering before the offer or answer goes out anyway (ms).
@@ -27,8 +27,11 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One item of the voice queue.
 pub enum Command {
-    /// Start session `epoch` with the audio context created in the click.
-    Join(AudioContext, u32),
+    /// Start session `epoch` with the audio context created in the click and the microphone
+    /// asked for there (or why it could not be).
+    Join(AudioContext, Result<JsFuture, NoMic>, u32),
+    /// *Try microphone again* in session `epoch`: the microphone asked for in the click.
+    Microphone(media::Asked, u32),
     /// Camera on (`true`) or off.
     Camera(bool),
     /// A voice message (or voice refusal) from the peer.
@@ -50,7 +53,8 @@ pub enum Command {
 pub async fn run(shared: Rc<Shared>, mut commands: UnboundedReceiver<Command>) {
     while let Some(command) = commands.next().await {
         match command {
-            Command::Join(ctx, epoch) => join(&shared, ctx, epoch).await,
+            Command::Join(ctx, mic, epoch) => join(&shared, ctx, mic, epoch).await,
+            Command::Microphone(asked, epoch) => microphone(&shared, asked, epoch).await,
             Command::Camera(on) => camera(&shared, on).await,
             Command::Signal(message) => signal(&shared, message).await,
             Command::Fail { epoch, why } => {
@@ -75,28 +79,29 @@ pub async fn run(shared: Rc<Shared>, mut commands: UnboundedReceiver<Command>) {
     }
 }
 
-/// Microphone, connection, offer.
-async fn join(shared: &Rc<Shared>, ctx: AudioContext, epoch: u32) {
-    if shared.epoch.get() != epoch {
-        let _ = ctx.close(); // left before it began
-        return;
-    }
-    let mic = match media::microphone().await {
-        Ok(mic) => mic,
-        Err(e) => {
-            let _ = ctx.close();
-            if shared.epoch.get() == epoch {
-                shared.end(Phase::Failed(media::microphone_error(&e)), false);
-            }
-            return;
-        }
+/// Microphone (or listening only without one), connection, offer.
+async fn join(shared: &Rc<Shared>, ctx: AudioContext, asked: Result<JsFuture, NoMic>, epoch: u32) {
+    let mic = match asked {
+        Ok(asked) => media::microphone(Ok(asked))
+            .await
+            .map_err(|e| media::no_mic(&e)),
+        Err(why) => Err(why),
     };
     if shared.epoch.get() != epoch {
-        // Left while the browser asked.
-        mic.stop();
+        // Left before it began, or while the browser asked.
+        if let Ok(mic) = &mic {
+            mic.stop();
+        }
         let _ = ctx.close();
         return;
     }
+    let mic = match mic {
+        Ok(mic) => Some(mic),
+        Err(why) => {
+            let _ = shared.ui.try_update(|ui| ui.listen_only = Some(why));
+            None
+        }
+    };
     let session = match Session::start(shared, ctx, mic, epoch) {
         Ok(session) => session,
         Err(e) => {
@@ -271,6 +276,56 @@ fn refused(shared: &Shared, code: ErrorCode, message: &str) {
     };
     // A refused renegotiation leaves a session on the peer's side: end it there too.
     shared.end(Phase::Failed(why), settles.is_none());
+}
+
+/// *Try microphone again*: once granted, the track goes on the audio line (which exists
+/// since the first offer: no renegotiation) and voice is no longer listening only.
+async fn microphone(shared: &Rc<Shared>, asked: media::Asked, epoch: u32) {
+    let result = media::microphone(asked).await;
+    let sender = shared
+        .session
+        .borrow()
+        .as_ref()
+        .filter(|s| s.epoch == epoch && s.mic.is_none())
+        .map(|s| s.audio.sender());
+    let (track, sender) = match (result, sender) {
+        (Ok(track), Some(sender)) => (track, sender),
+        (Ok(track), None) => {
+            track.stop(); // left meanwhile, or a microphone already
+            return;
+        }
+        (Err(e), Some(_)) => {
+            let why = media::no_mic(&e);
+            let note = media::retry_note(why, &e);
+            let _ = shared.ui.try_update(|ui| {
+                ui.listen_only = Some(why);
+                ui.note = Some(note);
+            });
+            return;
+        }
+        (Err(_), None) => return,
+    };
+    let sent = JsFuture::from(sender.replace_track(Some(&track))).await;
+    let mut slot = shared.session.borrow_mut();
+    let session = slot
+        .as_mut()
+        .filter(|s| s.epoch == epoch && s.mic.is_none());
+    match (session, sent) {
+        (Some(session), Ok(_)) => {
+            session.add_mic(track);
+            let _ = shared.ui.try_update(|ui| {
+                ui.listen_only = None;
+                ui.muted = false;
+                ui.note = None;
+            });
+        }
+        (Some(_), Err(e)) => {
+            track.stop();
+            let note = format!("The microphone could not be sent: {}", media::describe(&e));
+            let _ = shared.ui.try_update(|ui| ui.note = Some(note));
+        }
+        (None, _) => track.stop(),
+    }
 }
 
 /// Camera on: ask for it, put it on the video line, show our preview. Off: take it off.
