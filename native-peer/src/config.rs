@@ -36,6 +36,12 @@ pub struct Config {
     /// The UDP port voice and video use, on the listener's address. `None`: the same number
     /// as the HTTP port (any free port when that is 0).
     pub voice_port: Option<u16>,
+    /// The TCP port of a second listener serving the same pages over HTTPS, on the listener's
+    /// address, with a self-signed certificate kept in `<data dir>/tls/`. Browsers give the
+    /// microphone only to secure contexts (https, or localhost), so visitors from other
+    /// devices need it for voice. `Some(0)`: any free port. Default `None`: no HTTPS (the
+    /// binary turns it on at 8443).
+    pub https_port: Option<u16>,
 }
 
 impl Config {
@@ -53,6 +59,7 @@ impl Config {
             anonymous_ttl: Duration::from_secs(24 * 3600),
             peers: Vec::new(),
             voice_port: None,
+            https_port: None,
         }
     }
 
@@ -81,6 +88,12 @@ impl Config {
         self
     }
 
+    /// Serves HTTPS too, on `port` of the listener's address (0: any free port).
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = Some(port);
+        self
+    }
+
     /// Sets the folder of the built web client.
     pub fn with_dist_dir(mut self, dist: impl Into<PathBuf>) -> Self {
         self.dist_dir = dist.into();
@@ -90,10 +103,5 @@ impl Config {
 
 /// The host name, or "multiverse" when it cannot be read.
 fn default_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "multiverse".to_owned())
+    crate::links::host_name().unwrap_or_else(|| "multiverse".to_owned())
 }

@@ -10,6 +10,8 @@
 //! |---|---|
 //! | [`config`] | [`Config`]: bind address, data dir, name, client folder, session tunables |
 //! | [`http`] | axum router: static client with SPA fallback, `/ws`, `/healthz`, 404s |
+//! | [`https`] | the same router over TLS on a second port, for the microphone on other devices |
+//! | [`tls`] | the self-signed certificate in the data dir, made again when addresses change |
 //! | [`session`] | one task per WebSocket driving a core `ClientSession`, routing stream requests |
 //! | [`host`] | one task per universe: ticks it, streams it, fans frames out without blocking |
 //! | [`universes`] | the hosted universes: public demos and users' worlds |
@@ -25,7 +27,7 @@
 //! | [`chat_store`] | the `ChatStore` seam rooms write chat through |
 //! | [`store`] | the redb store: universes, worlds, users, rooms, chat |
 //! | [`identity`] | the stable `PeerId` kept in the data dir |
-//! | [`links`] | room links for every LAN address |
+//! | [`links`] | room links (http and https) for every LAN address, the host name |
 //! | [`clock`] | tokio time ↔ core `Moment` |
 //!
 //! ## Use as a library
@@ -50,6 +52,7 @@ pub mod config;
 pub mod federation;
 pub mod host;
 pub mod http;
+pub mod https;
 pub mod identity;
 pub mod links;
 pub mod passages;
@@ -58,6 +61,7 @@ pub mod rooms;
 pub mod session;
 pub mod store;
 pub mod templates;
+pub mod tls;
 pub mod universes;
 pub mod voice;
 pub mod worlds;
@@ -188,6 +192,7 @@ pub struct Peer {
     passages: tokio::sync::mpsc::Receiver<passages::PassageCommand>,
     peers: Vec<String>,
     voice: Option<voice::VoiceSocket>,
+    https: Option<https::HttpsListener>,
 }
 
 /// Loads the peer's identity and binds its listener.
@@ -209,6 +214,12 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         config.voice_port.unwrap_or(local_addr.port()),
     )
     .await;
+    let https = match config.https_port {
+        Some(port) => {
+            https::bind_or_warn(SocketAddr::new(local_addr.ip(), port), &config.data_dir).await
+        }
+        None => None,
+    };
     if !config.dist_dir.join("index.html").exists() {
         tracing::warn!(
             "{} has no index.html: the web client is not built (run scripts/run)",
@@ -275,6 +286,7 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
         passages: passages_rx,
         peers: config.peers,
         voice: voice_socket,
+        https,
     })
 }
 
@@ -282,6 +294,11 @@ impl Peer {
     /// The address actually bound (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the HTTPS listener, if HTTPS is on and could start.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().map(https::HttpsListener::local_addr)
     }
 
     /// The state every task shares (for embedding the peer and for benches).
@@ -298,6 +315,16 @@ impl Peer {
     pub fn room_links(&self) -> Vec<String> {
         let addrs = links::reachable_addresses(self.local_addr.ip(), &links::interface_addresses());
         links::room_links(&addrs, self.local_addr.port(), &self.default_room)
+    }
+
+    /// HTTPS links to the default room, one per reachable address, loopback last; none when
+    /// HTTPS is off.
+    pub fn https_room_links(&self) -> Vec<String> {
+        let Some(addr) = self.https_addr() else {
+            return Vec::new();
+        };
+        let addrs = links::reachable_addresses(addr.ip(), &links::interface_addresses());
+        links::https_room_links(&addrs, addr.port(), &self.default_room)
     }
 
     /// Serves until `shutdown` completes, then closes every session with "going away" and
@@ -323,6 +350,9 @@ impl Peer {
             shared.anonymous_ttl,
         ));
         let app = http::router(self.shared);
+        if let Some(https) = self.https {
+            background.spawn(https.serve(app.clone(), shared.shutdown.clone()));
+        }
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");

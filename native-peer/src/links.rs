@@ -1,4 +1,5 @@
-//! Room links to print at start-up: one per LAN address, then the loopback one.
+//! Room links to print at start-up (one per LAN address, then the loopback one), and the
+//! names this host is reached by.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -30,10 +31,29 @@ pub fn reachable_addresses(bound: IpAddr, interfaces: &[IpAddr]) -> Vec<IpAddr> 
 
 /// `http://<address>:<port>/r/<room>` for each address.
 pub fn room_links(addresses: &[IpAddr], port: u16, room: &RoomId) -> Vec<String> {
+    links("http", addresses, port, room)
+}
+
+/// `https://<address>:<port>/r/<room>` for each address.
+pub fn https_room_links(addresses: &[IpAddr], port: u16, room: &RoomId) -> Vec<String> {
+    links("https", addresses, port, room)
+}
+
+fn links(scheme: &str, addresses: &[IpAddr], port: u16, room: &RoomId) -> Vec<String> {
     addresses
         .iter()
-        .map(|ip| format!("http://{}/r/{room}", SocketAddr::new(*ip, port)))
+        .map(|ip| format!("{scheme}://{}/r/{room}", SocketAddr::new(*ip, port)))
         .collect()
+}
+
+/// The host name (`$HOSTNAME`, else `/etc/hostname`, else the kernel's), if one is set.
+pub fn host_name() -> Option<String> {
+    let files = ["/etc/hostname", "/proc/sys/kernel/hostname"];
+    std::env::var("HOSTNAME")
+        .into_iter()
+        .chain(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()))
+        .map(|s| s.trim().to_owned())
+        .find(|s| !s.is_empty())
 }
 
 /// The host's interface addresses (empty if they cannot be listed).
@@ -94,5 +114,9 @@ mod tests {
         assert_eq!(v6, [ip("192.168.1.2"), ip("fd00::2"), ip("::1")]);
         let room = RoomId::new("a").unwrap();
         assert_eq!(room_links(&[ip("::1")], 80, &room), ["http://[::1]:80/r/a"]);
+        assert_eq!(
+            https_room_links(&[ip("192.168.1.2"), ip("::1")], 8443, &room),
+            ["https://192.168.1.2:8443/r/a", "https://[::1]:8443/r/a"]
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `multiverse-peer`: host universes and rooms on your LAN.
 //!
 //! Parses flags (each also an environment variable), starts the peer, prints a room link per
-//! address and runs until Ctrl-C or SIGTERM. Everything else lives in the library.
+//! address (plain http first, then https) and runs until Ctrl-C or SIGTERM. Everything else
+//! lives in the library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +49,14 @@ struct Cli {
     /// same number as the HTTP port.
     #[arg(long, env = "MULTIVERSE_VOICE_PORT")]
     voice_port: Option<u16>,
+    /// TCP port for HTTPS with a self-signed certificate, on the --bind address: browsers on
+    /// other devices give the microphone only to https pages. 0 picks any free port.
+    /// [default: 8443, or 0 when the --bind port is 0]
+    #[arg(long, env = "MULTIVERSE_HTTPS_PORT")]
+    https_port: Option<u16>,
+    /// Serve plain HTTP only, without the HTTPS listener (env: 1, true, yes or on).
+    #[arg(long, env = "MULTIVERSE_NO_HTTPS", value_parser = clap::builder::BoolishValueParser::new())]
+    no_https: bool,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "multiverse_peer=debug".
     #[arg(long, env = "MULTIVERSE_LOG", default_value = "info")]
     log: String,
@@ -67,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_secs(cli.autosave_secs),
             Duration::from_secs(cli.anonymous_ttl_hours * 3600),
         );
+    config.https_port = https_port(&cli);
     if let Some(name) = cli.name {
         config = config.with_name(name);
     }
@@ -84,13 +94,31 @@ async fn main() -> anyhow::Result<()> {
         "Multiverse peer \"{name}\" ({}) is up. Open a room:",
         peer.peer_id()
     );
+    // Scripts and tests take the first `http://` line as the peer's address: plain links first.
     for link in peer.room_links() {
         println!("  {link}");
+    }
+    let https_links = peer.https_room_links();
+    if !https_links.is_empty() {
+        println!("To talk from other devices (accept the self-signed certificate once):");
+        for link in https_links {
+            println!("  {link}");
+        }
     }
     println!("Press Ctrl-C to stop.");
     peer.serve(shutdown_signal()).await?;
     println!("Stopped.");
     Ok(())
+}
+
+/// The HTTPS port asked for: none with --no-https, else --https-port, else 8443 (or any free
+/// port when the HTTP port is 0 too, so that peers started for tests never collide on 8443).
+fn https_port(cli: &Cli) -> Option<u16> {
+    if cli.no_https {
+        return None;
+    }
+    let default = if cli.bind.port() == 0 { 0 } else { 8443 };
+    Some(cli.https_port.unwrap_or(default))
 }
 
 /// Completes on Ctrl-C or SIGTERM.
