@@ -374,6 +374,8 @@ pub struct Peers {
     pub links: Vec<PeerLink>,
     /// Dialled addresses.
     pub dialled: Vec<Dial>,
+    /// The plain `ws://ip:port` addresses other peers can dial this one on.
+    pub addresses: Vec<String>,
 }
 
 fn optional_text(v: &JsValue, key: &str) -> Option<String> {
@@ -425,6 +427,13 @@ pub async fn peers() -> Result<Peers, ApiError> {
         peer_id: text(&v, "peer_id").unwrap_or_default(),
         links: list(&field(&v, "links"), PeerLink::from_js)?,
         dialled: list(&field(&v, "dialled"), Dial::from_js)?,
+        addresses: list(&field(&v, "addresses"), |a| {
+            a.as_string().ok_or_else(|| ApiError {
+                status: 0,
+                code: "bad_answer".into(),
+                message: "an address is not text".into(),
+            })
+        })?,
     })
 }
 

@@ -3,9 +3,10 @@
 //! through a portal in a room), and the addresses this peer keeps dialling.
 //!
 //! Everything comes from `GET /healthz` and `GET /api/peers`, polled every 2 s while the
-//! page is open. The peer has no API for its own LAN addresses yet: "my address" is the
-//! host this page was loaded from (`ws://<location.host>`), which is right when the page
-//! was opened through a LAN link and only good for this machine when it says 127.0.0.1.
+//! page is open. "My address" is the host this page was loaded from (`ws://<location.host>`),
+//! which is right when the page was opened through a LAN link and only good for this
+//! machine when it says 127.0.0.1; on an https page (another port) it is the peer's own
+//! plain address for that host, from `addresses` in `/api/peers`.
 //!
 //! `?room=<room>&universe=<id>` (set by the room page's "Peers" link) decides where "Watch
 //! through a portal" leads: that room, showing that universe, with the remote one in the
@@ -25,12 +26,35 @@ use crate::room_panels::copy_to_clipboard;
 /// How often the page asks the peer about its links (ms).
 const POLL_MS: u32 = 2_000;
 
-/// `ws://<host this page came from>`: what another peer dials to reach this one.
-fn my_address() -> String {
-    let host = web_sys::window()
-        .and_then(|w| w.location().host().ok())
+/// What another peer dials to reach this one: `ws://<host this page came from>`; on an
+/// https page (another port) the peer's own plain address for the same host.
+fn my_address(peers: Option<&Peers>) -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let host = location
+        .as_ref()
+        .and_then(|l| l.host().ok())
         .unwrap_or_default();
-    format!("ws://{host}")
+    let https = location
+        .as_ref()
+        .and_then(|l| l.protocol().ok())
+        .is_some_and(|p| p == "https:");
+    if !https {
+        return format!("ws://{host}");
+    }
+    let hostname = location
+        .as_ref()
+        .and_then(|l| l.hostname().ok())
+        .unwrap_or_default();
+    let addresses = peers.map(|p| p.addresses.as_slice()).unwrap_or_default();
+    addresses
+        .iter()
+        .find(|a| {
+            a.trim_start_matches("ws://")
+                .starts_with(&format!("{hostname}:"))
+        })
+        .or(addresses.first())
+        .cloned()
+        .unwrap_or_else(|| format!("ws://{hostname}"))
 }
 
 /// The first 8 hex digits of an id, for people.
@@ -123,7 +147,7 @@ pub fn PeersPage() -> impl IntoView {
         });
     };
     let copy = move |_| {
-        copy_to_clipboard(&my_address());
+        copy_to_clipboard(&my_address(peers.get_untracked().as_ref()));
         set_copied.set(true);
     };
 
@@ -154,7 +178,7 @@ pub fn PeersPage() -> impl IntoView {
                 {this_peer}
                 <p class="address">
                     <span class="meta">"My address "</span>
-                    <code data-testid="my-address">{my_address()}</code>
+                    <code data-testid="my-address">{move || my_address(peers.get().as_ref())}</code>
                     <button type="button" data-testid="copy-address" on:click=copy>
                         {move || if copied.get() { "Copied!" } else { "Copy" }}
                     </button>
@@ -248,7 +272,7 @@ fn list_html(peers: Option<&Peers>, room: &str, main: Option<&str>) -> String {
         let _ = write!(
             h,
             r#"<p class="hint" data-testid="no-peers">No linked peers yet: connect to one above, or start another peer with <code>--peer {}</code>.</p>"#,
-            esc(&my_address())
+            esc(&my_address(Some(peers)))
         );
     }
     h.push_str(r#"<h2>Dialled addresses</h2><ul class="dial-list" data-testid="dial-list">"#);
