@@ -244,6 +244,46 @@ async fn video_goes_to_the_whole_room_and_keyframe_requests_reach_the_camera() {
     peer.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_its_udp_port_says_voice_is_unavailable_and_the_room_works() {
+    // Someone else holds the voice port: the peer starts anyway, without voice.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let peer = TestPeer::start(|config| config.voice_port = Some(port)).await;
+    assert!(peer.shared.voice.local_addr().is_none());
+    let enc = Encoding::Json;
+    let mut ws = joined(&peer, enc).await;
+    let join = ClientMessage::JoinRoom {
+        room: RoomId::new("quiet").unwrap(),
+        invite: None,
+    };
+    send(&mut ws, enc, &join).await;
+    while !matches!(recv(&mut ws, enc).await, ServerMessage::RoomJoined(_)) {}
+    send(
+        &mut ws,
+        enc,
+        &ClientMessage::VoiceOffer { sdp: "v=0".into() },
+    )
+    .await;
+    let message = next_error(&mut ws, enc, ErrorCode::VoiceUnavailable).await;
+    assert!(message.contains("UDP"), "{message}");
+    // Chat still works.
+    let chat = ClientMessage::Chat {
+        id: multiverse_core::ids::MessageId::from_u128(1),
+        text: "still here".into(),
+    };
+    send(&mut ws, enc, &chat).await;
+    loop {
+        match recv(&mut ws, enc).await {
+            ServerMessage::ChatAck { .. } => break,
+            ServerMessage::Error { code, message } => panic!("{code:?}: {message}"),
+            _ => {}
+        }
+    }
+    drop(taken);
+    peer.stop().await;
+}
+
 /// Skips room traffic until the error `want` arrives.
 async fn next_error(ws: &mut Ws, enc: Encoding, want: ErrorCode) -> String {
     for _ in 0..100 {
