@@ -16,13 +16,16 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Input, Rtc};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::participant::{Participant, Propagated};
 use super::{VoiceCommand, VoiceJoin, VoiceSocket, VoiceStats};
 use crate::Shared;
 
-/// How often hearing sets are recomputed: the demo universes' tick (20 Hz).
-const HEARING_PERIOD: Duration = Duration::from_millis(50);
+/// Hearing sets are recomputed whenever a universe's avatars move (at its tick), and at
+/// least this often (catching members the room let go, and universes whose host changed).
+const HEARING_SWEEP: Duration = Duration::from_millis(500);
 /// Largest datagram read (WebRTC keeps packets under the path MTU).
 const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read in one go before the loop looks at its other inputs.
@@ -43,6 +46,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: VoiceSocket) {
             return;
         }
     };
+    let (moved_tx, mut moved) = mpsc::channel(64);
     let mut sfu = Sfu {
         socket,
         local,
@@ -52,9 +56,11 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: VoiceSocket) {
         dirty: BTreeSet::new(),
         renegotiate: BTreeSet::new(),
         routes: HashMap::new(),
+        watchers: HashMap::new(),
+        moved: moved_tx,
         stats,
     };
-    let mut hearing = tokio::time::interval(HEARING_PERIOD);
+    let mut hearing = tokio::time::interval(HEARING_SWEEP);
     hearing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -79,8 +85,16 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: VoiceSocket) {
                 Err(e) => tracing::debug!("voice UDP read failed: {e}"),
             },
             _ = tokio::time::sleep_until(deadline.into()) => sfu.timeouts(Instant::now()),
+            Some(_) = moved.recv() => {
+                // Several universes may have ticked: one pass covers them all.
+                while moved.try_recv().is_ok() {}
+                sfu.update_hearing(&shared);
+            }
             _ = hearing.tick() => sfu.update_hearing(&shared),
         }
+    }
+    for watcher in sfu.watchers.values() {
+        watcher.cancel();
     }
     for p in sfu.participants.values_mut() {
         p.end("the peer is shutting down");
@@ -101,6 +115,11 @@ struct Sfu {
     renegotiate: BTreeSet<u64>,
     /// Which member's session last accepted datagrams from an address.
     routes: HashMap<SocketAddr, u64>,
+    /// One task per universe with members in voice, waking the forwarder when its avatars
+    /// move (cancelled when the last of them leaves voice).
+    watchers: HashMap<UniverseId, CancellationToken>,
+    /// Where those tasks say a universe's avatars moved.
+    moved: mpsc::Sender<UniverseId>,
     stats: Arc<VoiceStats>,
 }
 
@@ -207,7 +226,11 @@ impl Sfu {
             }
         }
         tracing::info!(member, room = %p.room, "voice joined");
+        if let Some(universe) = p.universe {
+            self.watch(shared, universe);
+        }
         self.participants.insert(member, p);
+        self.update_hearing(shared);
         self.dirty.insert(member);
         self.renegotiate.insert(member);
         self.stats
@@ -244,10 +267,54 @@ impl Sfu {
         self.renegotiate.insert(member);
     }
 
-    /// Removes a departed member's tracks from everybody else.
+    /// Starts waking the forwarder whenever `universe`'s avatars move, if not yet.
+    fn watch(&mut self, shared: &Shared, universe: UniverseId) {
+        if self.watchers.contains_key(&universe) {
+            return;
+        }
+        let Some(host) = shared.universes.get(universe) else {
+            return; // not hosted here: nobody has an avatar to hear
+        };
+        let mut positions = host.avatars.clone();
+        let stop = CancellationToken::new();
+        let (moved, until) = (self.moved.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = until.cancelled() => break,
+                    changed = positions.changed() => {
+                        if changed.is_err() {
+                            break; // the universe stopped
+                        }
+                        // A full queue already holds a wake-up: this one is not needed.
+                        let _ = moved.try_send(universe);
+                    }
+                }
+            }
+        });
+        self.watchers.insert(universe, stop);
+    }
+
+    /// Removes a departed member's tracks and hearing from everybody else, and stops
+    /// watching universes nobody in voice is in.
     fn forget(&mut self, member: u64) {
+        let watched: BTreeSet<UniverseId> = self
+            .participants
+            .values()
+            .filter_map(|p| p.universe)
+            .collect();
+        self.watchers.retain(|universe, stop| {
+            let keep = watched.contains(universe);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
         for (id, p) in &mut self.participants {
-            p.hearing.remove(&member);
+            if p.hearing.remove(&member) {
+                let members = p.hearing.iter().copied().collect();
+                p.signal(&ServerMessage::VoiceHearing { members });
+            }
             if p.tracks_out.iter().any(|t| t.origin == member) {
                 p.remove_tracks_of(member);
                 self.renegotiate.insert(*id);
