@@ -6,7 +6,8 @@
 //! - `sfu` is that task. It owns the peer's one UDP socket and every member's `Rtc`
 //!   (str0m's sans-IO loop: feed an input, drain `poll_output` until it asks for a timeout),
 //!   forwards each frame to the other members of the publisher's room, and recomputes hearing
-//!   sets from the avatars' positions at the universe's tick rate.
+//!   sets whenever a universe's avatars move (its tick publishes their positions). It runs on
+//!   a thread of its own with a single-threaded runtime.
 //! - `participant` is one member's session: the tracks it publishes, the tracks forwarded
 //!   to it and the peer-initiated renegotiation as tracks come and go.
 //!
@@ -31,12 +32,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use multiverse_core::ids::{ClientId, RoomId, UniverseId};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::host::Outbox;
 
-pub(crate) use sfu::run;
+/// Runs the forwarder on a thread of its own (a single-threaded runtime: the task owning
+/// every `Rtc` never migrates between workers, and other work never delays a packet) until
+/// the peer shuts down. Returns when the forwarder has stopped.
+pub(crate) async fn run(shared: std::sync::Arc<crate::Shared>, socket: VoiceSocket) {
+    let (done, stopped) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("voice".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(sfu::run(shared, socket)),
+                Err(e) => tracing::error!("voice is off: no runtime for it: {e}"),
+            }
+            let _ = done.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = stopped.await;
+        }
+        Err(e) => tracing::error!("voice is off: cannot start its thread: {e}"),
+    }
+}
 
 /// Commands queued to the forwarder before senders are told voice is busy.
 const COMMAND_QUEUE: usize = 1024;
@@ -150,7 +173,8 @@ impl Voice {
 /// The forwarder's socket and queue, until the peer starts serving.
 #[derive(Debug)]
 pub struct VoiceSocket {
-    pub(crate) socket: UdpSocket,
+    /// Non-blocking; registered with the forwarder thread's own runtime when it starts.
+    pub(crate) socket: std::net::UdpSocket,
     pub(crate) candidates: Vec<SocketAddr>,
     pub(crate) commands: mpsc::Receiver<VoiceCommand>,
     pub(crate) stats: Arc<VoiceStats>,
@@ -160,7 +184,9 @@ pub struct VoiceSocket {
 /// (logged) and everything else carries on.
 pub async fn bind(ip: IpAddr, port: u16) -> (Voice, Option<VoiceSocket>) {
     let stats = Arc::new(VoiceStats::default());
-    let socket = match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+    let socket = match std::net::UdpSocket::bind(SocketAddr::new(ip, port))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+    {
         Ok(socket) => socket,
         Err(e) => {
             tracing::error!("voice is off: cannot open UDP {ip}:{port}: {e}");

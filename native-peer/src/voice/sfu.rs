@@ -39,6 +39,13 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: VoiceSocket) {
         mut commands,
         stats,
     } = socket;
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::error!("voice stopped: the UDP socket cannot be used: {e}");
+            return;
+        }
+    };
     let local = match socket.local_addr() {
         Ok(a) => a,
         Err(e) => {
