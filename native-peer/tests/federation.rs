@@ -18,8 +18,22 @@ async fn get(peer: &TestPeer, path: &str) -> Value {
 }
 
 async fn post(peer: &TestPeer, path: &str, body: Value) -> (u16, Value) {
+    send_json(peer, reqwest::Method::POST, path, body).await
+}
+
+async fn put(peer: &TestPeer, path: &str, body: Value) -> (u16, Value) {
+    send_json(peer, reqwest::Method::PUT, path, body).await
+}
+
+/// Sends `body` as JSON; answers the status and the JSON body (`null` if none).
+async fn send_json(
+    peer: &TestPeer,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .post(format!("http://{}{path}", peer.addr))
+        .request(method, format!("http://{}{path}", peer.addr))
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
@@ -546,19 +560,4 @@ async fn passages_open_and_refuse_with_reasons() {
     );
     a.stop().await;
     b.stop().await;
-}
-
-async fn put(peer: &TestPeer, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .put(format!("http://{}{path}", peer.addr))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null),
-    )
 }
