@@ -209,11 +209,8 @@ pub async fn bind(config: Config) -> Result<Peer, PeerError> {
             source,
         })?;
     let local_addr = listener.local_addr()?;
-    let (voice, voice_socket) = voice::bind(
-        local_addr.ip(),
-        config.voice_port.unwrap_or(local_addr.port()),
-    )
-    .await;
+    let voice_port = config.voice_port.unwrap_or(local_addr.port());
+    let (voice, voice_socket) = voice::bind(local_addr.ip(), voice_port);
     let https = match config.https_port {
         Some(port) => {
             https::bind_or_warn(SocketAddr::new(local_addr.ip(), port), &config.data_dir).await

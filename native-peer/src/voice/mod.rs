@@ -182,7 +182,7 @@ pub struct VoiceSocket {
 
 /// Opens the voice UDP socket on `ip:port` (port 0: any). On failure voice is unavailable
 /// (logged) and everything else carries on.
-pub async fn bind(ip: IpAddr, port: u16) -> (Voice, Option<VoiceSocket>) {
+pub fn bind(ip: IpAddr, port: u16) -> (Voice, Option<VoiceSocket>) {
     let stats = Arc::new(VoiceStats::default());
     let socket = match std::net::UdpSocket::bind(SocketAddr::new(ip, port))
         .and_then(|s| s.set_nonblocking(true).map(|()| s))
